@@ -1,0 +1,66 @@
+# The few verbs people type. `make demo` and `make test` do all set-up on a fresh machine.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+OLIST := $(VENV)/bin/olist
+UV := $(VENV)/bin/uv
+UV_VERSION := 0.9.30
+PYTHON ?= python3.11
+
+.PHONY: setup up down status demo test test-unit lint format lock dev docs clean-stack
+
+## setup: project-local venv with the locked dependency set (re-done only when the lock changes)
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -x $(UV) || $(VENV)/bin/pip install -q uv==$(UV_VERSION)
+	$(UV) pip sync -q --python $(PY) requirements.lock
+	$(UV) pip install -q --python $(PY) --no-deps -e .
+	@touch $@
+
+## up / down / status: the local PostgreSQL + Kafka stack (state in .stack/)
+up: setup
+	$(OLIST) stack up
+
+down:
+	@if [ -x $(OLIST) ]; then $(OLIST) stack down; else echo "no venv: nothing to stop"; fi
+
+status: setup
+	@$(OLIST) stack status
+
+## demo: the main job, end to end, on the local stack
+demo: up
+	$(OLIST) demo $(DEMO_ARGS)
+
+## test: the whole suite against the real local stack
+test: up
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-unit: setup
+	$(VENV)/bin/pytest -m "not services" $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/sqlfluff lint dbt/models
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+## lock: re-pin the whole dependency set from pyproject.toml
+lock: setup
+	$(UV) pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+## dev: Dagster webserver + daemon on 127.0.0.1 (Ctrl-C stops both)
+dev: up
+	$(OLIST) ui
+
+## docs: generate and serve the dbt docs
+docs: up
+	$(OLIST) docs serve
+
+## clean-stack: stop the stack and delete its data
+clean-stack: down
+	rm -rf .stack

@@ -1,0 +1,240 @@
+"""PostgreSQL half of the local stack: install (apt), initdb, start/stop as an unprivileged user,
+and provision the databases and least-privilege roles."""
+
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from kafka_io.settings import Settings
+from kafka_io.stack.common import (
+    StackError,
+    check_ports_free,
+    default_signals,
+    ensure_os_user,
+    is_root,
+    make_traversable,
+    pid_alive,
+    read_pid,
+    run_checked,
+    tail,
+)
+
+MARKER = "postgres"
+
+
+def _bin_dir() -> Path | None:
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(p.split("/")[4])
+    )
+    return Path(candidates[-1]).parent if candidates else None
+
+
+def ensure_installed() -> Path:
+    """Debian's server binaries; installed with apt when missing and we are root."""
+    bin_dir = _bin_dir()
+    if bin_dir:
+        return bin_dir
+    if not is_root():
+        raise StackError(
+            "PostgreSQL server not installed: run `sudo apt-get install postgresql` "
+            "(no /usr/lib/postgresql/*/bin/pg_ctl)"
+        )
+    print("installing PostgreSQL server from Debian packages (apt-get)...", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    run_checked(["apt-get", "update", "-q"], "apt-get update", env=env)
+    run_checked(
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "postgresql"],
+        "apt-get install postgresql",
+        env=env,
+    )
+    bin_dir = _bin_dir()
+    if not bin_dir:
+        raise StackError("apt-get installed postgresql but no pg_ctl was found")
+    return bin_dir
+
+
+class Postgres:
+    def __init__(self, settings: Settings):
+        self.s = settings
+        self.root = settings.stack_dir / "pg"
+        self.data = self.root / "data"
+        self.sockets = self.root / "run"
+        self.log = self.root / "postgres.log"
+
+    # --- state -------------------------------------------------------------------------------
+    def pid(self) -> int | None:
+        return read_pid(self.data / "postmaster.pid")
+
+    def running(self) -> bool:
+        return pid_alive(self.pid(), MARKER)
+
+    def check_ports(self) -> None:
+        check_ports_free("PostgreSQL", [self.s.pg_port], "OLIST_PG_PORT")
+
+    def _as_server_user(self) -> dict:
+        """subprocess kwargs that drop to the unprivileged user when we are root."""
+        if not is_root():
+            return {}
+        user = ensure_os_user(self.s.pg_os_user)
+        return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def up(self) -> str:
+        if self.running():
+            return f"PostgreSQL already running (pid {self.pid()}, port {self.s.pg_port})"
+        self.check_ports()
+        bin_dir = ensure_installed()
+        self._prepare_dirs()
+        if not (self.data / "PG_VERSION").exists():
+            self._initdb(bin_dir)
+        result = subprocess.run(
+            [
+                str(bin_dir / "pg_ctl"),
+                "-D", str(self.data),
+                "-l", str(self.log),
+                "-w", "-t", "60",
+                "-o", f"-p {self.s.pg_port} -k {self.sockets} -c listen_addresses=127.0.0.1",
+                "start",
+            ],
+            capture_output=True,
+            text=True,
+            start_new_session=True,
+            preexec_fn=default_signals,
+            **self._as_server_user(),
+        )  # fmt: skip
+        if result.returncode != 0 or not self.running():
+            raise StackError(
+                f"PostgreSQL failed to start on port {self.s.pg_port}: "
+                f"{result.stderr.strip()}\n{tail(self.log)}"
+            )
+        self.provision()
+        return f"PostgreSQL started (pid {self.pid()}, port {self.s.pg_port})"
+
+    def down(self) -> str:
+        if not self.running():
+            return "PostgreSQL not running"
+        bin_dir = ensure_installed()
+        run_checked(
+            [str(bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"],
+            "pg_ctl stop",
+            **self._as_server_user(),
+        )
+        return "PostgreSQL stopped (data kept)"
+
+    def _prepare_dirs(self) -> None:
+        self.sockets.mkdir(parents=True, exist_ok=True)
+        if is_root():
+            user = ensure_os_user(self.s.pg_os_user)
+            changed = make_traversable(self.root)
+            if changed:
+                print(f"note: allowed traversal (o+x) of {', '.join(map(str, changed))}")
+            for path in (self.root, self.sockets):
+                os.chown(path, user.pw_uid, user.pw_gid)
+            if self.log.exists():
+                os.chown(self.log, user.pw_uid, user.pw_gid)
+
+    def _initdb(self, bin_dir: Path) -> None:
+        # The password file must be readable by the server user; it is deleted right after.
+        with tempfile.NamedTemporaryFile("w", dir=self.root, delete=False) as pwfile:
+            pwfile.write(self.s.pg_admin_password + "\n")
+        try:
+            if is_root():
+                user = ensure_os_user(self.s.pg_os_user)
+                os.chown(pwfile.name, user.pw_uid, user.pw_gid)
+            run_checked(
+                [
+                    str(bin_dir / "initdb"),
+                    "-D", str(self.data),
+                    "-U", self.s.pg_admin_user,
+                    f"--pwfile={pwfile.name}",
+                    "--auth=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                ],
+                "initdb",
+                **self._as_server_user(),
+            )  # fmt: skip
+        finally:
+            os.unlink(pwfile.name)
+        with (self.data / "postgresql.conf").open("a") as conf:
+            # Dagster's webserver, daemon and runs each hold connections.
+            conf.write("\n# olist local stack\nmax_connections = 200\n")
+
+    # --- provisioning ------------------------------------------------------------------------
+    def provision(self) -> None:
+        """Databases and least-privilege roles; idempotent, runs on every `up`."""
+        s = self.s
+        roles = {
+            s.ingest_user: s.ingest_password,
+            s.dbt_user: s.dbt_password,
+            s.dagster_pg_user: s.dagster_pg_password,
+        }
+        with psycopg.connect(s.pg_admin_dsn, autocommit=True) as conn:
+            for role, password in roles.items():
+                exists = conn.execute(
+                    "select 1 from pg_roles where rolname = %s", [role]
+                ).fetchone()
+                verb = "alter" if exists else "create"
+                conn.execute(
+                    sql.SQL(verb + " role {} login password {}").format(
+                        sql.Identifier(role), sql.Literal(password)
+                    )
+                )
+            for db, owner in (
+                (s.pg_database, s.pg_admin_user),
+                (s.dagster_pg_database, s.dagster_pg_user),
+            ):
+                if not conn.execute(
+                    "select 1 from pg_database where datname = %s", [db]
+                ).fetchone():
+                    conn.execute(
+                        sql.SQL("create database {} owner {}").format(
+                            sql.Identifier(db), sql.Identifier(owner)
+                        )
+                    )
+        with psycopg.connect(self._admin_dsn_for(s.pg_database), autocommit=True) as conn:
+            grant_warehouse_privileges(conn, s, s.pg_database)
+            provision_raw_schema(conn, s, s.raw_schema)
+
+    def _admin_dsn_for(self, database: str) -> str:
+        return self.s.pg_admin_dsn.rsplit("/", 1)[0] + "/" + database
+
+
+def grant_warehouse_privileges(conn: psycopg.Connection, s: Settings, database: str) -> None:
+    """dbt may create its own schemas (staging, analytics); ingestion only connects."""
+    conn.execute(
+        sql.SQL(
+            "grant connect on database {db} to {ing}, {dbt}; grant create on database {db} to {dbt}"
+        ).format(
+            db=sql.Identifier(database),
+            ing=sql.Identifier(s.ingest_user),
+            dbt=sql.Identifier(s.dbt_user),
+        )
+    )
+
+
+def provision_raw_schema(conn: psycopg.Connection, s: Settings, schema: str) -> None:
+    """A raw schema owned by the ingestion role, readable (only) by the dbt role.
+
+    Also used by tests to give each test its own raw schema with production privileges.
+    """
+    ids = {
+        "schema": sql.Identifier(schema),
+        "ing": sql.Identifier(s.ingest_user),
+        "dbt": sql.Identifier(s.dbt_user),
+    }
+    conn.execute(sql.SQL("create schema if not exists {schema} authorization {ing}").format(**ids))
+    conn.execute(sql.SQL("grant usage on schema {schema} to {dbt}").format(**ids))
+    conn.execute(sql.SQL("grant select on all tables in schema {schema} to {dbt}").format(**ids))
+    conn.execute(
+        sql.SQL(
+            "alter default privileges for role {ing} in schema {schema} grant select on tables to {dbt}"
+        ).format(**ids)
+    )

@@ -1,0 +1,1 @@
+"""Dagster code location: the Olist asset graph from Kafka topic to dbt marts."""
