@@ -6,7 +6,6 @@ for that throwaway local stack only — set the variables for anything else.
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 from urllib.parse import quote
 
@@ -60,7 +59,7 @@ class Settings(BaseSettings):
     # Unprivileged OS user that runs PostgreSQL when we are root.
     pg_os_user: str = "olistpg"
 
-    @cached_property
+    @property
     def pg_dsn(self) -> str:
         """DSN of the ingestion role on the warehouse database."""
         return self.pg_dsn_override or pg_dsn(
@@ -73,8 +72,12 @@ class Settings(BaseSettings):
 
     @property
     def pg_admin_dsn(self) -> str:
+        return self.admin_dsn_for("postgres")
+
+    def admin_dsn_for(self, database: str) -> str:
+        """Superuser DSN (local stack set-up, tests and benchmarks only)."""
         return pg_dsn(
-            self.pg_admin_user, self.pg_admin_password, self.pg_host, self.pg_port, "postgres"
+            self.pg_admin_user, self.pg_admin_password, self.pg_host, self.pg_port, database
         )
 
     @property

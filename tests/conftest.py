@@ -49,8 +49,7 @@ def settings() -> Settings:
 
 def admin_connect(settings: Settings) -> psycopg.Connection:
     """Superuser connection to the warehouse database (tests only)."""
-    dsn = settings.pg_admin_dsn.rsplit("/", 1)[0] + "/" + settings.pg_database
-    return psycopg.connect(dsn, autocommit=True)
+    return psycopg.connect(settings.admin_dsn_for(settings.pg_database), autocommit=True)
 
 
 @pytest.fixture

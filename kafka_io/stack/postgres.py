@@ -199,12 +199,9 @@ class Postgres:
                             sql.Identifier(db), sql.Identifier(owner)
                         )
                     )
-        with psycopg.connect(self._admin_dsn_for(s.pg_database), autocommit=True) as conn:
+        with psycopg.connect(s.admin_dsn_for(s.pg_database), autocommit=True) as conn:
             grant_warehouse_privileges(conn, s, s.pg_database)
             provision_raw_schema(conn, s, s.raw_schema)
-
-    def _admin_dsn_for(self, database: str) -> str:
-        return self.s.pg_admin_dsn.rsplit("/", 1)[0] + "/" + database
 
 
 def grant_warehouse_privileges(conn: psycopg.Connection, s: Settings, database: str) -> None:

@@ -1,0 +1,201 @@
+"""`olist bench ingest`: our consumer vs a naive one vs the raw ceilings, on the same messages.
+
+(a) ours: `Ingestor` (validation, COPY, offsets in the same transaction);
+(b) naive, as the original Airflow design had it: auto-committed offsets, batches of 100
+    written with psycopg2 `executemany`, no validation;
+(c) ceilings: kafka-python reading the same messages with no database, and one COPY of the same
+    rows with no Kafka. Every figure is events per second over the same topic and database.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+import psycopg
+import psycopg2
+from kafka import KafkaConsumer, TopicPartition
+from psycopg import sql
+
+from kafka_io.consumer import Ingestor
+from kafka_io.migrations import migrate
+from kafka_io.producer import ensure_topic
+from kafka_io.producer import replay as run_replay
+from kafka_io.settings import Settings
+
+COLUMNS = (
+    "event_id, order_id, event_type, event_time, sequence, payload, "
+    "kafka_topic, kafka_partition, kafka_offset"
+)
+
+
+def _all_partitions(consumer: KafkaConsumer, topic: str) -> list[TopicPartition]:
+    return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+
+
+def kafka_ceiling(s: Settings, topic: str, total: int) -> tuple[float, list]:
+    """kafka-python alone: read every message from the beginning, no database."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=s.kafka_bootstrap,
+        enable_auto_commit=False,
+        max_poll_records=5000,
+        fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+    )
+    consumer.assign(_all_partitions(consumer, topic))
+    consumer.seek_to_beginning()
+    messages = []
+    started = time.perf_counter()
+    while len(messages) < total:
+        for batch in consumer.poll(timeout_ms=1000).values():
+            messages.extend(batch)
+    seconds = time.perf_counter() - started
+    consumer.close(autocommit=False)
+    return seconds, messages
+
+
+def copy_ceiling(s: Settings, schema: str, topic: str, messages: list) -> float:
+    """One COPY of the same rows into a raw_orders-shaped table, no Kafka, no validation."""
+    rows = []
+    for m in messages:
+        doc = json.loads(m.value)
+        rows.append((doc["event_id"], doc["order"]["order_id"], doc["event_type"],
+                     doc["event_time"], doc["sequence"], m.value.decode(), topic,
+                     m.partition, m.offset))  # fmt: skip
+    table = sql.Identifier(schema, "copy_ceiling")
+    with psycopg.connect(s.pg_dsn) as conn:
+        conn.execute(
+            sql.SQL("create table {} (like {} including all)").format(
+                table, sql.Identifier(schema, "raw_orders")
+            )
+        )
+        conn.commit()
+        started = time.perf_counter()
+        with (
+            conn.cursor() as cur,
+            cur.copy(sql.SQL("copy {} (" + COLUMNS + ") from stdin").format(table)) as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        conn.commit()
+        return time.perf_counter() - started
+
+
+def ours(s: Settings, schema: str, topic: str) -> float:
+    ingestor = Ingestor(s, topic=topic, group=f"bench-ours-{uuid.uuid4().hex[:8]}", schema=schema)
+    try:
+        stats = ingestor.run(until_caught_up=True)
+    finally:
+        ingestor.close()
+    return stats.seconds
+
+
+def naive(s: Settings, schema: str, topic: str, total: int) -> float:
+    """The original design: auto-commit, json.loads, executemany of 100 rows per commit."""
+    table = f'"{schema}".naive_orders'
+    conn = psycopg2.connect(s.pg_dsn)
+    with conn.cursor() as cur:
+        cur.execute(f'create table {table} (like "{schema}".raw_orders including all)')  # noqa: S608 (bench-owned identifiers)
+    conn.commit()
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=s.kafka_bootstrap,
+        group_id=f"bench-naive-{uuid.uuid4().hex[:8]}",
+        enable_auto_commit=True,
+        auto_offset_reset="earliest",
+    )
+    insert = f"insert into {table} ({COLUMNS}) values (%s, %s, %s, %s, %s, %s, %s, %s, %s)"  # noqa: S608
+    done, batch = 0, []
+    started = time.perf_counter()
+    with conn.cursor() as cur:
+        while done < total:
+            for records in consumer.poll(timeout_ms=1000).values():
+                for m in records:
+                    doc = json.loads(m.value)
+                    batch.append((doc["event_id"], doc["order"]["order_id"], doc["event_type"],
+                                  doc["event_time"], doc["sequence"], m.value.decode(), topic,
+                                  m.partition, m.offset))  # fmt: skip
+                    if len(batch) == 100:
+                        cur.executemany(insert, batch)
+                        conn.commit()
+                        done += len(batch)
+                        batch = []
+            if batch and done + len(batch) >= total:
+                cur.executemany(insert, batch)
+                conn.commit()
+                done += len(batch)
+                batch = []
+    seconds = time.perf_counter() - started
+    consumer.close()
+    conn.close()
+    return seconds
+
+
+def run_ingest_bench(
+    s: Settings, events: Iterable[dict], *, admin_dsn: str, output: Path, repeat: int = 1
+) -> dict:
+    """Replay ``events`` into a fresh topic, then time each contender on it; write JSON."""
+    from kafka_io.stack.postgres import provision_raw_schema
+
+    tag = uuid.uuid4().hex[:8]
+    topic, schema = f"bench.orders.{tag}", f"bench_{tag}"
+    ensure_topic(s.kafka_bootstrap, topic, s.kafka_partitions)
+    total = run_replay(events, bootstrap=s.kafka_bootstrap, topic=topic).events
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        provision_raw_schema(conn, s, schema)
+    try:
+        with psycopg.connect(s.pg_dsn, autocommit=True) as conn:
+            migrate(conn, schema)
+        timings: dict[str, list[float]] = {
+            "ours": [],
+            "naive": [],
+            "kafka_ceiling": [],
+            "copy_ceiling": [],
+        }
+        for _ in range(repeat):
+            seconds, messages = kafka_ceiling(s, topic, total)
+            timings["kafka_ceiling"].append(seconds)
+            timings["copy_ceiling"].append(copy_ceiling(s, schema, topic, messages))
+            del messages
+            timings["ours"].append(ours(s, schema, topic))
+            timings["naive"].append(naive(s, schema, topic, total))
+            _reset(s, schema)
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(schema)))
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
+        admin.delete_topics([topic])
+        admin.close()
+    rate = {k: total / statistics.median(v) for k, v in timings.items()}
+    slower_ceiling = min(rate["kafka_ceiling"], rate["copy_ceiling"])
+    result = {
+        "events": total,
+        "repeat": repeat,
+        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+        "seconds": timings,
+        "events_per_second": {k: round(v) for k, v in rate.items()},
+        "ratios": {
+            "ours_vs_naive": round(rate["ours"] / rate["naive"], 2),
+            "ours_vs_slower_ceiling": round(rate["ours"] / slower_ceiling, 3),
+        },
+        "targets": {"ours_vs_naive": 5.0, "ours_vs_slower_ceiling": 0.5},
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _reset(s: Settings, schema: str) -> None:
+    """Empty the tables between repeats so every round writes the same rows."""
+    with psycopg.connect(s.pg_dsn, autocommit=True) as conn:
+        for table in ("raw_orders", "raw_orders_rejected", "consumer_offsets"):
+            conn.execute(sql.SQL("truncate {}").format(sql.Identifier(schema, table)))
+        for table in ("copy_ceiling", "naive_orders"):
+            conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(schema, table)))

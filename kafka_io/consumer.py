@@ -1,0 +1,442 @@
+"""Exactly-once ingestion: Kafka batches into PostgreSQL with their offsets in ONE transaction.
+
+The offsets stored in PostgreSQL are the source of truth: on (re)assignment each partition seeks
+to its stored offset, and a batch only writes records at or after it (a fencing check under a
+row lock), so crashes, restarts, rebalances and several consumers never duplicate or skip an
+event. Offsets are also committed to Kafka after the database commit, for standard lag tooling.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import psycopg
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.structs import OffsetAndMetadata
+from psycopg import sql
+from tenacity import Retrying, retry_if_exception_type, stop_never, wait_exponential
+
+from kafka_io.contract import Rejection, parse_event
+from kafka_io.migrations import migrate
+from kafka_io.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PartitionRange:
+    first: int
+    last: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {"first": self.first, "last": self.last, "count": self.last - self.first + 1}
+
+
+@dataclass
+class IngestStats:
+    """What one ingest run did; `duplicates` are valid events already in raw_orders."""
+
+    messages: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+    rejected_reasons: dict[str, int] = field(default_factory=dict)
+    ranges: dict[int, PartitionRange] = field(default_factory=dict)
+
+    def add_range(self, partition: int, first: int, last: int) -> None:
+        known = self.ranges.get(partition)
+        if known is None:
+            self.ranges[partition] = PartitionRange(first, last)
+        else:
+            known.first, known.last = min(known.first, first), max(known.last, last)
+
+    @property
+    def events_per_second(self) -> float:
+        return self.messages / self.seconds if self.seconds else 0.0
+
+
+@dataclass(frozen=True)
+class Accepted:
+    event: dict
+    value: bytes
+    partition: int
+    offset: int
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM: the current batch finishes (or rolls back), then we exit."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def set(self, *_: object) -> None:
+        self._event.set()
+
+    def __bool__(self) -> bool:
+        return self._event.is_set()
+
+    @contextmanager
+    def on_signals(self) -> Iterator[StopFlag]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {s: signal.signal(s, self.set) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+class PostgresSink:
+    """Writes one batch (events, dead letters, offsets) per transaction, with fencing."""
+
+    def __init__(self, dsn: str, schema: str, group: str, topic: str):
+        self.dsn, self.schema, self.group, self.topic = dsn, schema, group, topic
+        self.conn: psycopg.Connection | None = None
+        s = sql.Identifier(schema)
+        self._q_offsets = sql.SQL(
+            "select kafka_partition, next_offset from {}.consumer_offsets "
+            "where consumer_group = %s and kafka_topic = %s"
+        ).format(s)
+        self._q_lock = sql.SQL(
+            "select kafka_partition, next_offset from {}.consumer_offsets "
+            "where consumer_group = %s and kafka_topic = %s and kafka_partition = any(%s) "
+            "for update"
+        ).format(s)
+        self._q_save = sql.SQL(
+            "insert into {}.consumer_offsets as o (consumer_group, kafka_topic, "
+            "kafka_partition, first_offset, next_offset, inserted, duplicates, rejected) "
+            "select %s, %s, unnest(%s::int[]), unnest(%s::bigint[]), unnest(%s::bigint[]), "
+            "unnest(%s::bigint[]), unnest(%s::bigint[]), unnest(%s::bigint[]) "
+            "on conflict (consumer_group, kafka_topic, kafka_partition) do update set "
+            "next_offset = excluded.next_offset, inserted = o.inserted + excluded.inserted, "
+            "duplicates = o.duplicates + excluded.duplicates, "
+            "rejected = o.rejected + excluded.rejected, updated_at = clock_timestamp()"
+        ).format(s)
+        self._q_copy_events = sql.SQL(
+            "copy pg_temp.batch_events (event_id, order_id, event_type, event_time, sequence, "
+            "payload, kafka_topic, kafka_partition, kafka_offset) from stdin"
+        )
+        self._q_insert_events = sql.SQL(
+            "insert into {}.raw_orders (event_id, order_id, event_type, event_time, sequence, "
+            "payload, kafka_topic, kafka_partition, kafka_offset) "
+            "select event_id, order_id, event_type, event_time, sequence, payload, "
+            "kafka_topic, kafka_partition, kafka_offset from pg_temp.batch_events "
+            "on conflict do nothing returning kafka_partition"
+        ).format(s)
+        self._q_copy_rejected = sql.SQL(
+            "copy {}.raw_orders_rejected (kafka_topic, kafka_partition, kafka_offset, "
+            "message_key, message_value, error_reason) from stdin"
+        ).format(s)
+
+    def connect(self) -> psycopg.Connection:
+        if self.conn is None or self.conn.closed or self.conn.broken:
+            self.conn = psycopg.connect(self.dsn, application_name=f"olist-ingest:{self.group}")
+            with self.conn.transaction():
+                self.conn.execute(
+                    "create temp table if not exists batch_events "
+                    "(event_id text, order_id text, event_type text, event_time timestamp, "
+                    "sequence int, payload jsonb, kafka_topic text, kafka_partition int, "
+                    "kafka_offset bigint) on commit delete rows"
+                )
+        return self.conn
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def stored_offsets(self) -> dict[int, int]:
+        conn = self.connect()
+        with conn.transaction():
+            return dict(conn.execute(self._q_offsets, [self.group, self.topic]).fetchall())
+
+    def write_batch(
+        self,
+        accepted: list[Accepted],
+        rejected: list[tuple[int, int, bytes | None, bytes | None, str]],
+        next_offsets: dict[int, int],
+        first_offsets: dict[int, int],
+    ) -> tuple[int, int, int, dict[int, int]]:
+        """One transaction: fence, COPY events and dead letters, save offsets.
+
+        Returns (inserted, duplicates, rejected written, offsets actually stored). Records
+        before a partition's stored offset were written by another consumer (a rebalance
+        race) and are dropped here, which is what makes several consumers safe.
+        """
+        conn = self.connect()
+        with conn.transaction():
+            stored = dict(
+                conn.execute(self._q_lock, [self.group, self.topic, list(next_offsets)]).fetchall()
+            )
+            floor = {p: stored.get(p, 0) for p in next_offsets}
+            for p, first in first_offsets.items():
+                if first > floor[p] and p in stored:
+                    # Never skip data: a gap means our position is wrong, not the table.
+                    raise OffsetGapError(
+                        f"{self.topic}[{p}] batch starts at {first}, stored {floor[p]}"
+                    )
+            events = [a for a in accepted if a.offset >= floor[a.partition]]
+            dead = [r for r in rejected if r[1] >= floor[r[0]]]
+            inserted = Counter()
+            if events:
+                with conn.cursor() as cur:
+                    with cur.copy(self._q_copy_events) as copy:
+                        for a in events:
+                            e = a.event
+                            copy.write_row(
+                                (
+                                    e["event_id"],
+                                    e["order"]["order_id"],
+                                    e["event_type"],
+                                    e["event_time"],
+                                    e["sequence"],
+                                    a.value.decode("utf-8"),
+                                    self.topic,
+                                    a.partition,
+                                    a.offset,
+                                )
+                            )
+                    cur.execute(self._q_insert_events)
+                    inserted.update(row[0] for row in cur.fetchall())
+            if dead:
+                with conn.cursor() as cur, cur.copy(self._q_copy_rejected) as copy:
+                    for partition, offset, key, value, reason in dead:
+                        copy.write_row((self.topic, partition, offset, key, value, reason))
+            valid = Counter(a.partition for a in events)
+            invalid = Counter(r[0] for r in dead)
+            saved = {p: max(n, floor[p]) for p, n in next_offsets.items()}
+            parts = list(saved)
+            conn.execute(
+                self._q_save,
+                [
+                    self.group,
+                    self.topic,
+                    parts,
+                    [floor[p] if p in stored else first_offsets[p] for p in parts],
+                    [saved[p] for p in parts],
+                    [inserted[p] for p in parts],
+                    [valid[p] - inserted[p] for p in parts],
+                    [invalid[p] for p in parts],
+                ],
+            )
+        total = sum(inserted.values())
+        return total, len(events) - total, len(dead), saved
+
+
+class OffsetGapError(RuntimeError):
+    """A batch would leave a hole between the stored offset and its first record."""
+
+
+class _SeekToStoredOffsets(ConsumerRebalanceListener):
+    def __init__(self, ingestor: Ingestor):
+        self.ingestor = ingestor
+
+    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        log.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
+
+    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self.ingestor.seek_to_stored(list(assigned))
+
+
+class Ingestor:
+    """Consumes the topic in batches and writes them exactly once to PostgreSQL."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        topic: str | None = None,
+        group: str | None = None,
+        schema: str | None = None,
+        max_batch: int = 5000,
+        poll_timeout_ms: int = 500,
+    ):
+        self.settings = settings
+        self.topic = topic or settings.kafka_topic
+        self.group = group or settings.kafka_group
+        self.schema = schema or settings.raw_schema
+        self.max_batch = max_batch
+        self.poll_timeout_ms = poll_timeout_ms
+        self.sink = PostgresSink(settings.pg_dsn, self.schema, self.group, self.topic)
+        self.consumer: KafkaConsumer | None = None
+        self.stop = StopFlag()
+
+    # --- set-up --------------------------------------------------------------------------
+    def _consumer(self) -> KafkaConsumer:
+        if self.consumer is None:
+            self.consumer = KafkaConsumer(
+                bootstrap_servers=self.settings.kafka_bootstrap,
+                group_id=self.group,
+                client_id=f"olist-ingest-{self.group}",
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_poll_records=self.max_batch,
+                fetch_max_bytes=64 * 1024 * 1024,
+                max_partition_fetch_bytes=8 * 1024 * 1024,
+                # A crashed member is noticed in seconds, so a restart resumes quickly.
+                session_timeout_ms=6000,
+                heartbeat_interval_ms=2000,
+            )
+            self.consumer.subscribe([self.topic], listener=_SeekToStoredOffsets(self))
+        return self.consumer
+
+    def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
+        """Resume every assigned partition at the offset PostgreSQL holds (else the start)."""
+        stored = self._retrying(self.sink.stored_offsets)
+        consumer = self._consumer()
+        for tp in partitions:
+            if tp.partition in stored:
+                consumer.seek(tp, stored[tp.partition])
+            else:
+                consumer.seek_to_beginning(tp)
+        log.info(
+            "resuming %s at %s",
+            self.topic,
+            {tp.partition: stored.get(tp.partition, "start") for tp in partitions},
+        )
+
+    def _retrying(self, fn, *args):
+        """PostgreSQL going away: retry with backoff and a clear log line, never skip data."""
+
+        def before_sleep(state) -> None:
+            log.warning(
+                "PostgreSQL unavailable (%s); retrying in %.1fs",
+                state.outcome.exception(),
+                state.next_action.sleep,
+            )
+            self.sink.close()
+
+        for attempt in Retrying(
+            retry=retry_if_exception_type(psycopg.OperationalError),
+            wait=wait_exponential(multiplier=0.5, max=10),
+            stop=stop_never,
+            before_sleep=before_sleep,
+            reraise=True,
+        ):
+            with attempt:
+                return fn(*args)
+        raise AssertionError("unreachable")
+
+    # --- the loop ------------------------------------------------------------------------
+    def run(
+        self,
+        *,
+        until_caught_up: bool = True,
+        stop_at: dict[int, int] | None = None,
+        idle_timeout_s: float = 10.0,
+    ) -> IngestStats:
+        """Ingest until caught up with the end offsets seen at start (or ``stop_at``), or,
+        with ``until_caught_up=False``, until SIGINT/SIGTERM."""
+        stats = IngestStats()
+        started = time.monotonic()
+        # Signals first: a SIGTERM during start-up must not kill us mid-way either.
+        with self.stop.on_signals():
+            with psycopg.connect(self.settings.pg_dsn, autocommit=True) as conn:
+                migrate(conn, self.schema)
+            consumer = self._consumer()
+            if until_caught_up and stop_at is None:
+                stop_at = self.end_offsets()
+            idle_since = time.monotonic()
+            while not self.stop:
+                records = consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_batch)
+                batch = self._bounded(records, stop_at)
+                if batch:
+                    self._retrying(self._write, batch, stats)
+                    idle_since = time.monotonic()
+                if until_caught_up:
+                    if self._caught_up(stop_at):
+                        break
+                    if (
+                        not batch
+                        and time.monotonic() - idle_since > idle_timeout_s
+                        and consumer.assignment() == set()
+                    ):
+                        # Another group member holds every partition: nothing left for us.
+                        break
+        stats.seconds = time.monotonic() - started
+        return stats
+
+    def end_offsets(self) -> dict[int, int]:
+        consumer = self._consumer()
+        partitions = consumer.partitions_for_topic(self.topic) or set()
+        tps = [TopicPartition(self.topic, p) for p in partitions]
+        return {tp.partition: off for tp, off in consumer.end_offsets(tps).items()}
+
+    def _bounded(self, records: dict, stop_at: dict[int, int] | None) -> list:
+        """Flatten a poll result, keeping only records before the stop offsets."""
+        batch = []
+        for tp, messages in records.items():
+            limit = None if stop_at is None else stop_at.get(tp.partition, 0)
+            batch.extend(m for m in messages if limit is None or m.offset < limit)
+        return batch
+
+    def _caught_up(self, stop_at: dict[int, int]) -> bool:
+        """Every partition we hold is written up to its stop offset (positions only advance
+        past a batch once PostgreSQL has committed it)."""
+        consumer = self._consumer()
+        assigned = consumer.assignment()
+        if not assigned:
+            return False
+        return all(consumer.position(tp) >= stop_at.get(tp.partition, 0) for tp in assigned)
+
+    def _write(self, batch: list, stats: IngestStats) -> None:
+        accepted: list[Accepted] = []
+        rejected: list[tuple[int, int, bytes | None, bytes | None, str]] = []
+        first: dict[int, int] = {}
+        nxt: dict[int, int] = {}
+        for m in batch:
+            first.setdefault(m.partition, m.offset)
+            nxt[m.partition] = m.offset + 1
+            parsed = parse_event(m.key, m.value)
+            if isinstance(parsed, Rejection):
+                log.warning(
+                    "dead letter %s[%d]@%d: %s", m.topic, m.partition, m.offset, parsed.reason
+                )
+                rejected.append((m.partition, m.offset, m.key, m.value, parsed.reason))
+                stats.rejected_reasons[parsed.kind] = stats.rejected_reasons.get(parsed.kind, 0) + 1
+            else:
+                accepted.append(Accepted(parsed, m.value, m.partition, m.offset))
+        try:
+            inserted, duplicates, dead, saved = self.sink.write_batch(
+                accepted, rejected, nxt, first
+            )
+        except psycopg.OperationalError:
+            # The transaction is gone: rewind to what PostgreSQL holds before retrying.
+            self.sink.close()
+            raise
+        stats.messages += len(batch)
+        stats.inserted += inserted
+        stats.duplicates += duplicates
+        stats.rejected += dead
+        stats.batches += 1
+        for p in nxt:
+            stats.add_range(p, first[p], nxt[p] - 1)
+        self._commit_to_kafka(saved)
+
+    def _commit_to_kafka(self, saved: dict[int, int]) -> None:
+        """Mirror the stored offsets to Kafka so its tooling shows the group's lag."""
+        offsets = {
+            TopicPartition(self.topic, p): OffsetAndMetadata(n, "", -1) for p, n in saved.items()
+        }
+        try:
+            self._consumer().commit(offsets)
+        except Exception as exc:  # PostgreSQL holds the truth; Kafka's copy may lag a batch.
+            log.warning("Kafka offset commit failed (PostgreSQL has them): %s", exc)
+
+    def close(self) -> None:
+        if self.consumer is not None:
+            self.consumer.close(autocommit=False)
+            self.consumer = None
+        self.sink.close()

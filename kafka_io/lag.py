@@ -1,0 +1,52 @@
+"""A consumer group's lag, read from Kafka's own committed offsets (what standard tooling shows)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kafka import KafkaAdminClient, TopicPartition
+from kafka.admin import OffsetSpec
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    partition: int
+    committed: int  # next offset the group will read (0 when it never committed)
+    end: int  # log end offset
+
+    @property
+    def lag(self) -> int:
+        return max(self.end - self.committed, 0)
+
+
+def group_lag(bootstrap: str, group: str, topic: str, timeout_ms: int = 5000) -> list[PartitionLag]:
+    """Per-partition lag of ``group`` on ``topic``; bounded by ``timeout_ms`` per request."""
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        request_timeout_ms=timeout_ms,
+        client_id=f"olist-lag-{group}",
+    )
+    try:
+        described = admin.describe_topics([topic])[0]
+        partitions = sorted(p["partition_index"] for p in described["partitions"])
+        tps = [TopicPartition(topic, p) for p in partitions]
+        ends = admin.list_partition_offsets(
+            {tp: OffsetSpec.LATEST for tp in tps}, timeout_ms=timeout_ms
+        )
+        committed = admin.list_group_offsets({group: tps}).get(group, {})
+    finally:
+        admin.close()
+    return [
+        PartitionLag(
+            tp.partition,
+            committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0,
+            ends[tp].offset,
+        )
+        for tp in tps
+    ]
+
+
+def offset_range_key(topic: str, lags: list[PartitionLag]) -> str:
+    """A stable key for 'ingest these offset ranges': the same lag never yields two keys."""
+    spans = ",".join(f"{p.partition}:{p.committed}-{p.end}" for p in lags if p.lag)
+    return f"{topic}|{spans}"

@@ -1,0 +1,72 @@
+"""`dbt build` as assets (tests land as asset checks), with row counts and a revenue summary."""
+
+import os
+
+import dagster as dg
+import psycopg
+from dagster_dbt import DbtCliResource, dbt_assets
+from psycopg import sql
+
+from kafka_io.settings import get_settings
+from olist_assets.dbt.project import dbt_project
+from olist_assets.dbt.translator import OlistDbtTranslator, docs_url
+
+TOP_STATES_KEY = dg.AssetKey("agg_daily_revenue")
+
+
+def analytics_schema() -> str:
+    """The marts' schema; tests isolate with OLIST_SCHEMA_PREFIX (see dbt/macros)."""
+    return os.environ.get("OLIST_SCHEMA_PREFIX", "") + "analytics"
+
+
+def top_states_markdown(limit: int = 5) -> str:
+    """Markdown table of the states with the most revenue, read with the dbt role."""
+    query = sql.SQL(
+        "select customer_state, sum(revenue_order_count)::bigint, sum(total_revenue) "
+        "from {} group by 1 order by 3 desc nulls last limit %s"
+    ).format(sql.Identifier(analytics_schema(), "agg_daily_revenue"))
+    with psycopg.connect(get_settings().dbt_pg_dsn) as conn:
+        rows = conn.execute(query, [limit]).fetchall()
+    lines = ["| state | revenue orders | revenue (BRL) |", "|---|---:|---:|"]
+    lines += [f"| {state} | {orders:,} | {revenue:,.2f} |" for state, orders, revenue in rows]
+    return "\n".join(lines)
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=OlistDbtTranslator(),
+)
+def olist_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    for event in dbt.cli(["build"], context=context).stream().fetch_row_counts():
+        if (
+            isinstance(event, dg.Output)
+            and context.asset_key_for_output(event.output_name) == TOP_STATES_KEY
+        ):
+            event = event.with_metadata(
+                {
+                    **event.metadata,
+                    "top_states_by_revenue": dg.MetadataValue.md(top_states_markdown()),
+                }
+            )
+        yield event
+
+
+@dg.asset(
+    key="dbt_docs",
+    deps=list(olist_dbt_models.keys),
+    kinds={"dbt"},
+    group_name="docs",
+    automation_condition=dg.AutomationCondition.eager(),
+    description="dbt docs (catalog + manifest), regenerated after the models change; "
+    "serve with `olist docs serve`.",
+)
+def dbt_docs(dbt: DbtCliResource) -> dg.MaterializeResult:
+    invocation = dbt.cli(["docs", "generate"], raise_on_error=True).wait()
+    target = invocation.target_path
+    return dg.MaterializeResult(
+        metadata={
+            "docs_url": dg.MetadataValue.url(docs_url()),
+            "catalog": dg.MetadataValue.path(str(target / "catalog.json")),
+        }
+    )

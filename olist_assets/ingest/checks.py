@@ -1,0 +1,96 @@
+"""Checks on `raw_orders`: freshness, new dead letters, offsets reconciled with rows."""
+
+import os
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+from psycopg import sql
+
+from kafka_io.audit import reconcile_offsets
+from olist_assets.ingest.assets import RAW_ORDERS_KEY, raw_orders
+from olist_assets.resources import OlistIngestResource
+
+
+def freshness_limit() -> timedelta:
+    """How old the newest ingested event may be (env OLIST_RAW_FRESHNESS_MINUTES, default 60)."""
+    return timedelta(minutes=float(os.environ.get("OLIST_RAW_FRESHNESS_MINUTES", "60")))
+
+
+@dg.asset_check(asset=raw_orders, name="freshness", description="Newest ingested event is recent.")
+def raw_orders_freshness(ingest: OlistIngestResource) -> dg.AssetCheckResult:
+    # Event times are Olist's 2016-2018 wall clock; freshness is about our pipeline, so it is
+    # measured on ingested_at.
+    s = ingest.settings()
+    with ingest.connect() as conn:
+        (newest,) = conn.execute(
+            sql.SQL("select max(ingested_at) from {}").format(
+                sql.Identifier(s.raw_schema, "raw_orders")
+            )
+        ).fetchone()
+    limit = freshness_limit()
+    age = datetime.now(UTC) - newest if newest else None
+    return dg.AssetCheckResult(
+        passed=age is not None and age <= limit,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "newest_ingested_at": str(newest),
+            "age_minutes": round(age.total_seconds() / 60, 2) if age else None,
+            "limit_minutes": limit.total_seconds() / 60,
+        },
+    )
+
+
+@dg.asset_check(
+    asset=raw_orders,
+    name="no_new_dead_letters",
+    description="The latest ingestion run wrote no dead letters (poison messages).",
+)
+def raw_orders_dead_letters(
+    context: dg.AssetCheckExecutionContext, ingest: OlistIngestResource
+) -> dg.AssetCheckResult:
+    event = context.instance.get_latest_materialization_event(RAW_ORDERS_KEY)
+    materialization = event.asset_materialization if event else None
+    new = materialization.metadata["dead_letters"].value if materialization else 0
+    s = ingest.settings()
+    with ingest.connect() as conn:
+        rows = conn.execute(
+            sql.SQL(
+                "select split_part(error_reason, ':', 1), count(*) from {} group by 1 order by 2 desc"
+            ).format(sql.Identifier(s.raw_schema, "raw_orders_rejected"))
+        ).fetchall()
+    return dg.AssetCheckResult(
+        passed=new == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "dead_letters_last_run": new,
+            "dead_letters_total": sum(n for _, n in rows),
+            "by_reason": dg.MetadataValue.json(dict(rows)),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=raw_orders,
+    name="offsets_reconcile",
+    description=(
+        "Per partition, offsets consumed = inserted + duplicates + rejected, and the counts "
+        "match the rows in raw_orders and raw_orders_rejected."
+    ),
+)
+def raw_orders_offsets_reconcile(ingest: OlistIngestResource) -> dg.AssetCheckResult:
+    s = ingest.settings()
+    with ingest.connect() as conn:
+        report = reconcile_offsets(conn, s.raw_schema, s.kafka_topic)
+    bad = [r["partition"] for r in report if not r["ok"]]
+    return dg.AssetCheckResult(
+        passed=not bad,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "partitions": len(report),
+            "mismatched_partitions": dg.MetadataValue.json(bad),
+            "report": dg.MetadataValue.json(report),
+        },
+    )
+
+
+raw_orders_checks = [raw_orders_freshness, raw_orders_dead_letters, raw_orders_offsets_reconcile]
