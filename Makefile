@@ -9,8 +9,16 @@ PYTHON ?= python3.11
 
 .PHONY: setup up down status demo test test-unit lint format lock dev docs clean-stack
 
-## setup: project-local venv with the locked dependency set (re-done only when the lock changes)
-setup: $(VENV)/.installed
+MANIFEST := dbt/target/manifest.json
+DBT_SOURCES := dbt/dbt_project.yml dbt/profiles.yml $(shell find dbt/models dbt/macros dbt/tests -type f 2>/dev/null)
+
+## setup: project-local venv with the locked dependency set (re-done only when the lock changes),
+## and the dbt manifest Dagster loads (re-parsed only when the dbt project changes)
+setup: $(VENV)/.installed $(MANIFEST)
+
+$(MANIFEST): $(VENV)/.installed $(DBT_SOURCES)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dagster-dbt project prepare-and-package --file olist_assets/dbt/project.py
+	@touch $@
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# First start only (the postgres image runs /docker-entrypoint-initdb.d/* when the data volume
+# is empty): the warehouse and Dagster databases and the least-privilege roles, as `olist stack
+# up` provisions them locally. Names and passwords come from the container's environment
+# (.env), never from this file; psql's :'var' / :"var" quote them as literals / identifiers.
+set -euo pipefail
+
+: "${OLIST_INGEST_PASSWORD:?}" "${OLIST_DBT_PASSWORD:?}" "${OLIST_DAGSTER_PG_PASSWORD:?}"
+
+psql -v ON_ERROR_STOP=1 --no-psqlrc --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \
+    -v warehouse="${OLIST_PG_DATABASE:-olist}" \
+    -v raw_schema="${OLIST_RAW_SCHEMA:-raw}" \
+    -v ingest_user="${OLIST_INGEST_USER:-olist_ingest}" \
+    -v ingest_password="$OLIST_INGEST_PASSWORD" \
+    -v dbt_user="${OLIST_DBT_USER:-olist_dbt}" \
+    -v dbt_password="$OLIST_DBT_PASSWORD" \
+    -v dagster_db="${OLIST_DAGSTER_PG_DATABASE:-dagster}" \
+    -v dagster_user="${OLIST_DAGSTER_PG_USER:-olist_dagster}" \
+    -v dagster_password="$OLIST_DAGSTER_PG_PASSWORD" \
+    <<'SQL'
+-- Roles: login only, no superuser, no CREATEDB, no CREATEROLE.
+create role :"ingest_user" login password :'ingest_password';
+create role :"dbt_user" login password :'dbt_password';
+create role :"dagster_user" login password :'dagster_password';
+
+-- Dagster's instance database belongs to its role; nobody else connects to it.
+create database :"dagster_db" owner :"dagster_user";
+revoke all on database :"dagster_db" from public;
+
+-- Warehouse: ingestion only connects (and may use temp tables); dbt may also create its
+-- schemas (staging, analytics).
+create database :"warehouse";
+revoke all on database :"warehouse" from public;
+grant connect, temporary on database :"warehouse" to :"ingest_user", :"dbt_user";
+grant create on database :"warehouse" to :"dbt_user";
+
+\connect :"warehouse"
+-- raw belongs to ingestion; dbt reads it, including tables created later.
+create schema :"raw_schema" authorization :"ingest_user";
+grant usage on schema :"raw_schema" to :"dbt_user";
+alter default privileges for role :"ingest_user" in schema :"raw_schema"
+    grant select on tables to :"dbt_user";
+SQL

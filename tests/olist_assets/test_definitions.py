@@ -1,0 +1,56 @@
+"""The code location loads, and its graph is the one DESIGN.md names."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from olist_assets.definitions import defs
+from olist_assets.instance import dagster_env
+from tests.conftest import REPO_ROOT
+
+CHAIN = ["olist_orders_topic", "raw_orders", "stg_orders", "fact_orders", "agg_daily_revenue"]
+
+
+def test_dagster_definitions_validate_passes(settings):
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    result = subprocess.run(
+        [dagster, "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=REPO_ROOT, env=dagster_env(settings), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "All code locations passed validation" in result.stdout + result.stderr
+
+
+def test_one_lineage_graph_from_topic_to_marts():
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert set(CHAIN) | {"dim_customers"} <= keys
+    for upstream, downstream in zip(CHAIN, CHAIN[1:], strict=False):
+        ancestors = graph.get(dg.AssetKey(downstream)).parent_keys
+        assert dg.AssetKey(upstream) in ancestors or any(
+            dg.AssetKey(upstream) in graph.get(a).parent_keys for a in ancestors
+        ), f"{upstream} is not upstream of {downstream}"
+    assert dg.AssetKey("fact_orders") in graph.get(dg.AssetKey("dim_customers")).parent_keys
+    assert graph.get(dg.AssetKey("olist_orders_topic")).kinds == {"kafka"}
+
+
+def test_every_model_and_raw_orders_has_checks():
+    graph = defs.resolve_asset_graph()
+    for name in ["raw_orders", "stg_orders", "fact_orders", "dim_customers", "agg_daily_revenue"]:
+        checks = {k.name for k in graph.get(dg.AssetKey(name)).check_keys}
+        assert checks, f"{name} has no asset checks"
+    raw_checks = {k.name for k in graph.get(dg.AssetKey("raw_orders")).check_keys}
+    assert raw_checks == {"freshness", "no_new_dead_letters", "offsets_reconcile"}
+
+
+def test_dbt_models_follow_automatically_and_sensors_are_on():
+    graph = defs.resolve_asset_graph()
+    for name in ["stg_orders", "fact_orders", "dim_customers", "agg_daily_revenue", "dbt_docs"]:
+        assert graph.get(dg.AssetKey(name)).automation_condition is not None, name
+    sensors = {s.name: s for s in defs.sensors}
+    assert sensors["kafka_lag_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensors["olist_automation_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
