@@ -1,0 +1,433 @@
+"""The event contract: parse_event's verdict and reason for every class of bad input, exact
+money, and the compiled fast validator agreeing with jsonschema."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from kafka_io.contract import (
+    MAX_MESSAGE_BYTES,
+    REASON_KINDS,
+    SCHEMA_VERSION,
+    Rejection,
+    compile_schema,
+    encode_event,
+    event_key,
+    load_schema,
+    parse_event,
+    reference_validator,
+    schema_violation,
+)
+
+ORDER_ID = "e481f5cd8c7d4b9a8e0f1a2b3c4d5e6f"
+KEY = ORDER_ID.encode()
+
+
+def sample_event() -> dict[str, Any]:
+    """DESIGN.md's example event, with full-length ids and Decimal money."""
+    return {
+        "schema_version": 1,
+        "event_id": f"{ORDER_ID}:2",
+        "event_type": "order_approved",
+        "event_time": "2017-10-02T11:07:15",
+        "sequence": 2,
+        "order": {
+            "order_id": ORDER_ID,
+            "order_status": "approved",
+            "purchased_at": "2017-10-02T10:56:33",
+            "approved_at": "2017-10-02T11:07:15",
+            "delivered_carrier_at": None,
+            "delivered_customer_at": None,
+            "estimated_delivery_date": "2017-10-18",
+            "customer": {
+                "customer_id": "9ef432eb6251297304e76186b10a928d",
+                "customer_unique_id": "7c396fd4830fd04220f754e42b4e5bff",
+                "zip_code_prefix": "03149",
+                "city": "sao paulo",
+                "state": "SP",
+            },
+            "items": [
+                {
+                    "order_item_id": 1,
+                    "product_id": "87285b34884572647811a353c7ac498a",
+                    "seller_id": "3504c0cb71d7fa48d967e0e4c94d59d9",
+                    "product_category": "utilidades_domesticas",
+                    "shipping_limit_at": "2017-10-06T11:07:15",
+                    "price": Decimal("29.99"),
+                    "freight_value": Decimal("8.72"),
+                }
+            ],
+            "payments": [
+                {
+                    "payment_sequential": 1,
+                    "payment_type": "credit_card",
+                    "payment_installments": 1,
+                    "payment_value": Decimal("38.71"),
+                }
+            ],
+        },
+    }
+
+
+def mutated(path: str, value: Any) -> bytes:
+    """The sample event with the field at dotted `path` set to `value` (or deleted)."""
+    event = sample_event()
+    *parents, last = path.split(".")
+    target: Any = event
+    for part in parents:
+        target = target[int(part)] if part.isdigit() else target[part]
+    if value is DELETE:
+        del target[last]
+    else:
+        target[last] = value
+    return encode_event(event)
+
+
+DELETE = object()
+
+
+def sample_bytes_replacing(old: bytes, new: bytes) -> bytes:
+    """The encoded sample with raw text swapped: for values encode_event refuses to write."""
+    value = encode_event(sample_event())
+    assert old in value
+    return value.replace(old, new)
+
+
+# --- Valid messages -------------------------------------------------------------------------
+
+
+def test_valid_event_round_trips_with_decimal_money() -> None:
+    event = sample_event()
+    parsed = parse_event(event_key(event), encode_event(event))
+    assert parsed == event
+    assert isinstance(parsed, dict)
+    item = parsed["order"]["items"][0]
+    assert type(item["price"]) is Decimal and item["price"] == Decimal("29.99")
+    assert parsed["order"]["customer"]["zip_code_prefix"] == "03149"  # leading zero kept
+
+
+def test_encoding_is_compact_utf8_json_with_money_as_numbers() -> None:
+    value = encode_event(sample_event())
+    assert b'"price":29.99,"freight_value":8.72' in value
+    assert b'"payment_value":38.71' in value
+    assert b": " not in value and b", " not in value
+    assert value.decode("utf-8")
+
+
+def test_money_is_exact_where_floats_are_not() -> None:
+    # 0.1 + 0.2 != 0.3 in binary floats; the contract must keep decimal arithmetic exact.
+    event = sample_event()
+    item = event["order"]["items"][0]
+    item["price"], item["freight_value"] = Decimal("0.1"), Decimal("0.2")
+    event["order"]["payments"][0]["payment_value"] = Decimal("0.30")
+    parsed = parse_event(KEY, encode_event(event))
+    assert isinstance(parsed, dict)
+    parsed_item = parsed["order"]["items"][0]
+    assert parsed_item["price"] + parsed_item["freight_value"] == Decimal("0.3")
+    assert parsed["order"]["payments"][0]["payment_value"] == Decimal("0.3")
+
+
+@pytest.mark.parametrize(
+    "amount", ["0.00", "0.01", "0.07", "1.10", "13664.08", "123456789.99", "999999999999.99"]
+)
+def test_money_survives_encoding_digit_for_digit(amount: str) -> None:
+    event = sample_event()
+    event["order"]["items"][0]["price"] = Decimal(amount)
+    value = encode_event(event)
+    number_text = value.split(b'"price":')[1].split(b",")[0].decode()
+    assert Decimal(number_text) == Decimal(amount)
+    parsed = parse_event(KEY, value)
+    assert isinstance(parsed, dict)
+    assert parsed["order"]["items"][0]["price"] == Decimal(amount)
+
+
+@pytest.mark.parametrize("amount", ["1.005", "0.001", "1e13", "NaN"])
+def test_encoding_refuses_money_it_cannot_write_exactly(amount: str) -> None:
+    event = sample_event()
+    event["order"]["items"][0]["price"] = Decimal(amount)
+    with pytest.raises(ValueError):
+        encode_event(event)
+
+
+def test_integer_money_and_nullable_fields_are_valid() -> None:
+    value = mutated("order.items.0.price", 30)
+    assert isinstance(parse_event(KEY, value), dict)
+    value = mutated("order.items.0.product_category", None)
+    assert isinstance(parse_event(KEY, value), dict)
+
+
+# --- Rejections -----------------------------------------------------------------------------
+
+BAD_MESSAGES: dict[str, tuple[bytes | None, bytes | None, str, str]] = {
+    # name: (key, value, reason kind, text the reason must contain)
+    "no value": (KEY, None, "empty", "no value"),
+    "empty value": (KEY, b"", "empty", "no value"),
+    "oversized": (KEY, b"\xff" * (MAX_MESSAGE_BYTES + 1), "oversized", "1000001 bytes"),
+    "not utf-8": (KEY, b'{"schema_version": 1, "x": "\xff"}', "not_utf8", "can't decode"),
+    "invalid json": (KEY, b'{"schema_version": 1,', "invalid_json", "line 1"),
+    "NaN is not json": (KEY, b'{"price": NaN}', "invalid_json", "NaN"),
+    "unknown schema version": (
+        KEY,
+        mutated("schema_version", 2),
+        "unknown_schema_version",
+        "2 (this consumer reads 1)",
+    ),
+    "schema version as text": (
+        KEY,
+        mutated("schema_version", "1"),
+        "unknown_schema_version",
+        "'1'",
+    ),
+    "missing schema version": (
+        KEY,
+        mutated("schema_version", DELETE),
+        "schema_violation",
+        "'schema_version' is a required property",
+    ),
+    "missing field": (
+        KEY,
+        mutated("order.customer", DELETE),
+        "schema_violation",
+        "$.order: 'customer' is a required property",
+    ),
+    "wrongly typed field": (
+        KEY,
+        mutated("sequence", "2"),
+        "schema_violation",
+        "$.sequence: '2' is not of type 'integer'",
+    ),
+    "boolean as integer": (
+        KEY,
+        mutated("order.items.0.order_item_id", True),
+        "schema_violation",
+        "$.order.items[0].order_item_id",
+    ),
+    "unknown event type": (
+        KEY,
+        mutated("event_type", "order_teleported"),
+        "schema_violation",
+        "$.event_type: 'order_teleported' is not one of",
+    ),
+    "negative money": (
+        KEY,
+        mutated("order.items.0.price", Decimal("-1.00")),
+        "schema_violation",
+        "$.order.items[0].price: Decimal('-1.0') is less than the minimum of 0",
+    ),
+    "three-decimal money": (
+        KEY,
+        sample_bytes_replacing(b"38.71", b"38.715"),
+        "schema_violation",
+        "$.order.payments[0].payment_value: Decimal('38.715') is not a multiple of 0.01",
+    ),
+    "huge money": (
+        KEY,
+        sample_bytes_replacing(b'"freight_value":8.72', b'"freight_value":1e400'),
+        "schema_violation",
+        "$.order.items[0].freight_value: Decimal('1E+400') is greater than the maximum",
+    ),
+    "extra field": (
+        KEY,
+        mutated("order.coupon", "XMAS"),
+        "schema_violation",
+        "$.order: Additional properties are not allowed ('coupon' was unexpected)",
+    ),
+    "timestamp with offset": (
+        KEY,
+        mutated("event_time", "2017-10-02T11:07:15Z"),
+        "schema_violation",
+        "$.event_time",
+    ),
+    "timestamp with a trailing newline": (
+        KEY,
+        mutated("order.approved_at", "2017-10-02T11:07:15\n"),
+        "schema_violation",
+        "$.order.approved_at",
+    ),
+    "null purchase time": (
+        KEY,
+        mutated("order.purchased_at", None),
+        "schema_violation",
+        "$.order.purchased_at: None is not of type 'string'",
+    ),
+    "unknown status": (
+        KEY,
+        mutated("order.order_status", "lost"),
+        "schema_violation",
+        "$.order.order_status",
+    ),
+    "zip code as a number": (
+        KEY,
+        mutated("order.customer.zip_code_prefix", 3149),
+        "schema_violation",
+        "$.order.customer.zip_code_prefix",
+    ),
+    "unknown payment type": (
+        KEY,
+        mutated("order.payments.0.payment_type", "pix"),
+        "schema_violation",
+        "$.order.payments[0].payment_type",
+    ),
+    "not an object": (KEY, b"[1, 2]", "schema_violation", "$: [1, 2] is not of type 'object'"),
+    "key is another order": (
+        b"f" * 32,
+        encode_event(sample_event()),
+        "key_mismatch",
+        f"b'ffffffffffffffffffffffffffffffff' != order_id {ORDER_ID}",
+    ),
+    "missing key": (None, encode_event(sample_event()), "key_mismatch", "message has no key"),
+    "event id of another sequence": (
+        KEY,
+        mutated("sequence", 3),
+        "event_id_mismatch",
+        f"event_id {ORDER_ID}:2 != {ORDER_ID}:3",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_MESSAGES))
+def test_bad_message_is_rejected_with_a_precise_grouped_reason(name: str) -> None:
+    key, value, kind, detail = BAD_MESSAGES[name]
+    result = parse_event(key, value)
+    assert isinstance(result, Rejection), result
+    assert result.kind == kind
+    assert result.reason.startswith(f"{kind}: ")
+    assert detail in result.reason
+    assert kind in REASON_KINDS
+
+
+def test_size_is_checked_before_decoding() -> None:
+    # Over the limit and also not UTF-8 and not JSON: the cheap check answers first.
+    result = parse_event(KEY, b"\xff" * (MAX_MESSAGE_BYTES + 1))
+    assert isinstance(result, Rejection) and result.kind == "oversized"
+    at_limit = parse_event(KEY, b" " * MAX_MESSAGE_BYTES)
+    assert isinstance(at_limit, Rejection) and at_limit.kind == "invalid_json"
+
+
+def test_reason_length_is_bounded() -> None:
+    event = sample_event()
+    event["order"]["customer"]["city"] = "x" * 5000
+    result = parse_event(KEY, encode_event(event))
+    assert isinstance(result, Rejection) and result.kind == "schema_violation"
+    assert len(result.reason) <= 500
+
+
+def test_version_is_named_in_the_contract() -> None:
+    assert SCHEMA_VERSION == 1
+    assert load_schema()["properties"]["schema_version"] == {"const": 1}
+
+
+# --- The compiled fast path against jsonschema ----------------------------------------------
+
+
+def test_schema_file_is_a_valid_draft_2020_12_schema() -> None:
+    Draft202012Validator.check_schema(load_schema())
+
+
+# Values each leaf of the sample is replaced by: every JSON type, edge numbers and strings.
+CANDIDATES: list[Any] = [
+    None,
+    True,
+    False,
+    0,
+    1,
+    -1,
+    2**70,
+    Decimal("0.5"),
+    Decimal("1.0"),
+    Decimal("-0.01"),
+    Decimal("1.005"),
+    Decimal("1E+400"),
+    "",
+    "x",
+    "SP",
+    "sp",
+    "03149",
+    "2017-10-02T11:07:15",
+    "2017-13-02T11:07:15",
+    "2017-10-02",
+    ORDER_ID,
+    ORDER_ID.upper(),
+    "order_shipped",
+    "credit_card",
+    "delivered",
+    [],
+    {},
+    [{}],
+]
+
+
+def value_paths(node: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Paths to every value inside the document, objects and arrays included."""
+    if isinstance(node, dict):
+        children: Any = node.items()
+    elif isinstance(node, list):
+        children = enumerate(node)
+    else:
+        return
+    for key, child in children:
+        yield (*path, key)
+        yield from value_paths(child, (*path, key))
+
+
+def edited(document: Any, path: tuple[Any, ...], edit: Any) -> Any:
+    """A deep copy of `document` with `edit(parent, key)` applied at `path`."""
+    copied = copy.deepcopy(document)
+    parent = copied
+    for part in path[:-1]:
+        parent = parent[part]
+    edit(parent, path[-1])
+    return copied
+
+
+def documents_around_the_sample() -> Iterator[Any]:
+    """The sample, and every document one edit away: each value replaced by each candidate,
+    each object member deleted, each object given an unexpected member."""
+    base = sample_event()
+    yield base
+    for path in value_paths(base):
+        for value in CANDIDATES:
+            yield edited(base, path, lambda parent, key, v=value: parent.__setitem__(key, v))
+        if isinstance(path[-1], str):  # a member of an object
+            yield edited(base, path, lambda parent, key: parent.pop(key))
+            yield edited(base, path, lambda parent, _: parent.__setitem__("unexpected", 1))
+
+
+def test_compiled_validator_agrees_with_jsonschema_on_every_single_mutation() -> None:
+    fast = compile_schema(load_schema())
+    reference = reference_validator()
+    checked = disagreements = 0
+    for document in documents_around_the_sample():
+        try:
+            expected = reference.is_valid(document)
+        except ArithmeticError:  # jsonschema cannot divide 1E+400 by 0.01 exactly
+            expected = False
+        if fast(document) != expected:
+            disagreements += 1
+            print("disagree:", json.dumps(document, default=str)[:300])
+        checked += 1
+    assert checked > 1000
+    assert disagreements == 0
+
+
+def test_compiler_refuses_keywords_it_does_not_implement() -> None:
+    with pytest.raises(ValueError, match="unsupported keyword 'oneOf'"):
+        compile_schema({"oneOf": [{"type": "string"}]})
+    with pytest.raises(ValueError, match="additionalProperties"):
+        compile_schema({"type": "object", "additionalProperties": {"type": "string"}})
+
+
+def test_schema_violation_names_the_path_or_none() -> None:
+    event = json.loads(encode_event(sample_event()), parse_float=Decimal)
+    assert schema_violation(event) is None
+    event["order"]["items"][0]["price"] = Decimal("-5")
+    assert schema_violation(event) == (
+        "$.order.items[0].price: Decimal('-5') is less than the minimum of 0"
+    )
