@@ -22,16 +22,13 @@ import psycopg2
 from kafka import KafkaConsumer, TopicPartition
 from psycopg import sql
 
-from kafka_io.consumer import Ingestor
+from kafka_io.consumer import EVENT_COLUMNS, Ingestor
 from kafka_io.migrations import migrate
 from kafka_io.producer import ensure_topic
 from kafka_io.producer import replay as run_replay
 from kafka_io.settings import Settings
 
-COLUMNS = (
-    "event_id, order_id, event_type, event_time, sequence, payload, "
-    "kafka_topic, kafka_partition, kafka_offset"
-)
+COLUMNS = EVENT_COLUMNS
 
 
 def _all_partitions(consumer: KafkaConsumer, topic: str) -> list[TopicPartition]:

@@ -14,6 +14,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -29,6 +30,12 @@ from kafka_io.migrations import migrate
 from kafka_io.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# raw_orders' columns that ingestion writes (ingested_at is the database's clock).
+EVENT_COLUMNS = (
+    "event_id, order_id, event_type, event_time, sequence, payload, "
+    "kafka_topic, kafka_partition, kafka_offset"
+)
 
 
 @dataclass
@@ -71,6 +78,17 @@ class Accepted:
     value: bytes
     partition: int
     offset: int
+
+
+@dataclass
+class PreparedBatch:
+    """A validated batch, ready for one transaction."""
+
+    messages: int
+    accepted: list[Accepted] = field(default_factory=list)
+    rejected: list[tuple[int, int, bytes | None, bytes | None, str]] = field(default_factory=list)
+    first_offsets: dict[int, int] = field(default_factory=dict)
+    next_offsets: dict[int, int] = field(default_factory=dict)
 
 
 class StopFlag:
@@ -124,17 +142,14 @@ class PostgresSink:
             "duplicates = o.duplicates + excluded.duplicates, "
             "rejected = o.rejected + excluded.rejected, updated_at = clock_timestamp()"
         ).format(s)
-        self._q_copy_events = sql.SQL(
-            "copy pg_temp.batch_events (event_id, order_id, event_type, event_time, sequence, "
-            "payload, kafka_topic, kafka_partition, kafka_offset) from stdin"
-        )
+        cols = sql.SQL(EVENT_COLUMNS)
+        raw_orders = sql.Identifier(schema, "raw_orders")
+        self._q_copy_events = sql.SQL("copy pg_temp.batch_events ({}) from stdin").format(cols)
+        self._q_copy_direct = sql.SQL("copy {} ({}) from stdin").format(raw_orders, cols)
         self._q_insert_events = sql.SQL(
-            "insert into {}.raw_orders (event_id, order_id, event_type, event_time, sequence, "
-            "payload, kafka_topic, kafka_partition, kafka_offset) "
-            "select event_id, order_id, event_type, event_time, sequence, payload, "
-            "kafka_topic, kafka_partition, kafka_offset from pg_temp.batch_events "
+            "insert into {} ({cols}) select {cols} from pg_temp.batch_events "
             "on conflict do nothing returning kafka_partition"
-        ).format(s)
+        ).format(raw_orders, cols=cols)
         self._q_copy_rejected = sql.SQL(
             "copy {}.raw_orders_rejected (kafka_topic, kafka_partition, kafka_offset, "
             "message_key, message_value, error_reason) from stdin"
@@ -191,25 +206,7 @@ class PostgresSink:
             dead = [r for r in rejected if r[1] >= floor[r[0]]]
             inserted = Counter()
             if events:
-                with conn.cursor() as cur:
-                    with cur.copy(self._q_copy_events) as copy:
-                        for a in events:
-                            e = a.event
-                            copy.write_row(
-                                (
-                                    e["event_id"],
-                                    e["order"]["order_id"],
-                                    e["event_type"],
-                                    e["event_time"],
-                                    e["sequence"],
-                                    a.value.decode("utf-8"),
-                                    self.topic,
-                                    a.partition,
-                                    a.offset,
-                                )
-                            )
-                    cur.execute(self._q_insert_events)
-                    inserted.update(row[0] for row in cur.fetchall())
+                inserted = self._insert_events(conn, events)
             if dead:
                 with conn.cursor() as cur, cur.copy(self._q_copy_rejected) as copy:
                     for partition, offset, key, value, reason in dead:
@@ -234,6 +231,38 @@ class PostgresSink:
         total = sum(inserted.values())
         return total, len(events) - total, len(dead), saved
 
+    def _insert_events(self, conn: psycopg.Connection, events: list[Accepted]) -> Counter:
+        """Rows inserted per partition. Fast path: one COPY straight into raw_orders. A replay
+        (an event_id already there) makes it fail; then, under a savepoint rollback, the batch
+        goes through a temp table and INSERT ... ON CONFLICT DO NOTHING, which skips them."""
+        rows = [
+            (
+                a.event["event_id"],
+                a.event["order"]["order_id"],
+                a.event["event_type"],
+                a.event["event_time"],
+                a.event["sequence"],
+                a.value.decode("utf-8"),
+                self.topic,
+                a.partition,
+                a.offset,
+            )
+            for a in events
+        ]
+        try:
+            with conn.transaction(), conn.cursor() as cur, cur.copy(self._q_copy_direct) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return Counter(a.partition for a in events)
+        except psycopg.errors.UniqueViolation:
+            pass
+        with conn.cursor() as cur:
+            with cur.copy(self._q_copy_events) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cur.execute(self._q_insert_events)
+            return Counter(row[0] for row in cur.fetchall())
+
 
 class OffsetGapError(RuntimeError):
     """A batch would leave a hole between the stored offset and its first record."""
@@ -244,6 +273,9 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
         self.ingestor = ingestor
 
     def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        # Finish the batch in flight before the partitions move: the next owner resumes at
+        # the offsets it stores.
+        self.ingestor.drain()
         log.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
 
     def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
@@ -272,6 +304,9 @@ class Ingestor:
         self.sink = PostgresSink(settings.pg_dsn, self.schema, self.group, self.topic)
         self.consumer: KafkaConsumer | None = None
         self.stop = StopFlag()
+        self._writer: ThreadPoolExecutor | None = None
+        self._pending: tuple[Future, PreparedBatch] | None = None
+        self._stats = IngestStats()  # the current run's, also fed by rebalance-time drains
 
     # --- set-up --------------------------------------------------------------------------
     def _consumer(self) -> KafkaConsumer:
@@ -338,35 +373,69 @@ class Ingestor:
         idle_timeout_s: float = 10.0,
     ) -> IngestStats:
         """Ingest until caught up with the end offsets seen at start (or ``stop_at``), or,
-        with ``until_caught_up=False``, until SIGINT/SIGTERM."""
-        stats = IngestStats()
+        with ``until_caught_up=False``, until SIGINT/SIGTERM.
+
+        Pipelined: while PostgreSQL writes batch N (one writer thread, one transaction per
+        batch, in order), this thread polls and validates batch N+1. At most one batch is in
+        flight; it is always finished before a rebalance, a stop or the end.
+        """
+        stats = self._stats = IngestStats()
         started = time.monotonic()
         # Signals first: a SIGTERM during start-up must not kill us mid-way either.
-        with self.stop.on_signals():
-            with psycopg.connect(self.settings.pg_dsn, autocommit=True) as conn:
-                migrate(conn, self.schema)
-            consumer = self._consumer()
-            if until_caught_up and stop_at is None:
-                stop_at = self.end_offsets()
-            idle_since = time.monotonic()
-            while not self.stop:
-                records = consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_batch)
-                batch = self._bounded(records, stop_at)
-                if batch:
-                    self._retrying(self._write, batch, stats)
-                    idle_since = time.monotonic()
-                if until_caught_up:
-                    if self._caught_up(stop_at):
-                        break
-                    if (
-                        not batch
-                        and time.monotonic() - idle_since > idle_timeout_s
-                        and consumer.assignment() == set()
-                    ):
-                        # Another group member holds every partition: nothing left for us.
-                        break
+        with self.stop.on_signals(), ThreadPoolExecutor(1, "olist-writer") as writer:
+            self._writer = writer
+            try:
+                with psycopg.connect(self.settings.pg_dsn, autocommit=True) as conn:
+                    migrate(conn, self.schema)
+                consumer = self._consumer()
+                if until_caught_up and stop_at is None:
+                    stop_at = self.end_offsets()
+                idle_since = time.monotonic()
+                while not self.stop:
+                    records = consumer.poll(
+                        timeout_ms=self.poll_timeout_ms, max_records=self.max_batch
+                    )
+                    batch = self._bounded(records, stop_at)
+                    if batch:
+                        prepared = self._prepare(batch, stats)
+                        self.drain()
+                        self._pending = (
+                            writer.submit(self._retrying, self._write, prepared),
+                            prepared,
+                        )
+                        idle_since = time.monotonic()
+                    if until_caught_up:
+                        if self._caught_up(stop_at):
+                            break
+                        if (
+                            not batch
+                            and time.monotonic() - idle_since > idle_timeout_s
+                            and consumer.assignment() == set()
+                        ):
+                            # Another group member holds every partition: nothing left for us.
+                            break
+            finally:
+                self.drain()
+                self._writer = None
         stats.seconds = time.monotonic() - started
         return stats
+
+    def drain(self) -> None:
+        """Wait for the batch in flight (if any): account for it and mirror offsets to Kafka."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        future, prepared = pending
+        inserted, duplicates, dead, saved = future.result()  # re-raises the writer's error
+        stats = self._stats
+        stats.messages += prepared.messages
+        stats.inserted += inserted
+        stats.duplicates += duplicates
+        stats.rejected += dead
+        stats.batches += 1
+        for p in prepared.next_offsets:
+            stats.add_range(p, prepared.first_offsets[p], prepared.next_offsets[p] - 1)
+        self._commit_to_kafka(saved)
 
     def end_offsets(self) -> dict[int, int]:
         consumer = self._consumer()
@@ -383,47 +452,42 @@ class Ingestor:
         return batch
 
     def _caught_up(self, stop_at: dict[int, int]) -> bool:
-        """Every partition we hold is written up to its stop offset (positions only advance
-        past a batch once PostgreSQL has committed it)."""
+        """Every partition we hold is polled up to its stop offset (the batch in flight is
+        drained by `run` before it returns)."""
         consumer = self._consumer()
         assigned = consumer.assignment()
         if not assigned:
             return False
         return all(consumer.position(tp) >= stop_at.get(tp.partition, 0) for tp in assigned)
 
-    def _write(self, batch: list, stats: IngestStats) -> None:
-        accepted: list[Accepted] = []
-        rejected: list[tuple[int, int, bytes | None, bytes | None, str]] = []
-        first: dict[int, int] = {}
-        nxt: dict[int, int] = {}
+    def _prepare(self, batch: list, stats: IngestStats) -> PreparedBatch:
+        """Validate a polled batch: accepted events, dead letters, and its offset span."""
+        prepared = PreparedBatch(messages=len(batch))
         for m in batch:
-            first.setdefault(m.partition, m.offset)
-            nxt[m.partition] = m.offset + 1
+            prepared.first_offsets.setdefault(m.partition, m.offset)
+            prepared.next_offsets[m.partition] = m.offset + 1
             parsed = parse_event(m.key, m.value)
             if isinstance(parsed, Rejection):
                 log.warning(
                     "dead letter %s[%d]@%d: %s", m.topic, m.partition, m.offset, parsed.reason
                 )
-                rejected.append((m.partition, m.offset, m.key, m.value, parsed.reason))
+                prepared.rejected.append((m.partition, m.offset, m.key, m.value, parsed.reason))
                 stats.rejected_reasons[parsed.kind] = stats.rejected_reasons.get(parsed.kind, 0) + 1
             else:
-                accepted.append(Accepted(parsed, m.value, m.partition, m.offset))
+                prepared.accepted.append(Accepted(parsed, m.value, m.partition, m.offset))
+        return prepared
+
+    def _write(self, prepared: PreparedBatch) -> tuple[int, int, int, dict[int, int]]:
+        """Runs on the writer thread; retried by `_retrying` on connection loss."""
         try:
-            inserted, duplicates, dead, saved = self.sink.write_batch(
-                accepted, rejected, nxt, first
+            return self.sink.write_batch(
+                prepared.accepted, prepared.rejected, prepared.next_offsets, prepared.first_offsets
             )
         except psycopg.OperationalError:
-            # The transaction is gone: rewind to what PostgreSQL holds before retrying.
+            # The transaction is gone: a fresh connection retries the same batch, and the
+            # fencing check skips whatever a lost commit acknowledgement did write.
             self.sink.close()
             raise
-        stats.messages += len(batch)
-        stats.inserted += inserted
-        stats.duplicates += duplicates
-        stats.rejected += dead
-        stats.batches += 1
-        for p in nxt:
-            stats.add_range(p, first[p], nxt[p] - 1)
-        self._commit_to_kafka(saved)
 
     def _commit_to_kafka(self, saved: dict[int, int]) -> None:
         """Mirror the stored offsets to Kafka so its tooling shows the group's lag."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from kafka_io.cli import _configure_logging, _event_source, cli, fail
+from kafka_io.cli import _configure_logging, _event_source, bench, cli, fail
 from kafka_io.cli import main as kafka_io_main
 from kafka_io.settings import REPO_ROOT, get_settings
 from olist_assets.instance import dagster_env
@@ -73,6 +73,45 @@ def demo(data_dir: Path | None, synthetic: int, seed: int) -> None:
     )
     ok = run_demo(get_settings(), events, source)
     sys.exit(0 if ok else 1)
+
+
+@bench.command("e2e")
+@click.option("--rounds", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--orders", type=click.IntRange(min=1), default=25, show_default=True,
+              help="New synthetic orders per round.")  # fmt: skip
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("bench/results/e2e.json"), show_default=True)  # fmt: skip
+def bench_e2e(rounds: int, orders: int, output: Path) -> None:
+    """Produce-to-mart latency with the real webserver + daemon (isolated pipeline)."""
+    import json
+    import statistics
+    import tempfile
+    import time
+
+    from olist_assets.e2e import E2EPipeline
+
+    latencies = []
+    with tempfile.TemporaryDirectory() as tmp, E2EPipeline(get_settings(), Path(tmp)) as e2e:
+        click.echo(f"dagster dev up at {e2e.server.url}; {rounds} rounds of {orders} orders")
+        for round_ in range(rounds):
+            started = time.monotonic()
+            events = e2e.produce(orders, seed=1000 + round_)
+            e2e.wait_for_marts(timeout=600)
+            latencies.append(round(time.monotonic() - started, 2))
+            click.echo(f"  round {round_ + 1}: {events} events → marts in {latencies[-1]:.1f}s")
+    result = {
+        "rounds": rounds,
+        "orders_per_round": orders,
+        "latency_seconds": latencies,
+        "p50": statistics.median(latencies),
+        "max": max(latencies),
+        "target_seconds": 30,
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2) + "\n")
+    click.echo(
+        f"produce-to-mart latency: p50 {result['p50']:.1f}s, max {result['max']:.1f}s → {output}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,7 +50,8 @@ class DagsterDev:
             return False
         entries = data["workspaceOrError"].get("locationEntries", [])
         return bool(entries) and all(
-            e["locationOrLoadError"] and e["locationOrLoadError"]["__typename"] == "RepositoryLocation"
+            e["locationOrLoadError"]
+            and e["locationOrLoadError"]["__typename"] == "RepositoryLocation"
             for e in entries
         )
 

@@ -1,0 +1,141 @@
+"""In-process Dagster runs on a small replay: the graph materializes with passing checks, the lag
+sensor asks for exactly the lagging offsets once, and a failing dbt test is a failed check."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import dagster as dg
+import psycopg
+from dagster_dbt import DbtCliResource
+from psycopg import sql
+
+from kafka_io.synthetic import synthetic_events
+from olist_assets.dbt.assets import olist_dbt_models
+from olist_assets.dbt.project import dbt_project
+from olist_assets.ingest.assets import olist_orders_topic, raw_orders
+from olist_assets.ingest.checks import raw_orders_checks
+from olist_assets.ingest.sensors import kafka_lag_sensor
+from olist_assets.resources import OlistIngestResource
+from tests.conftest import admin_connect
+from tests.kafka_io.ingest_helpers import end_offsets, produce_events
+
+ASSETS = [olist_orders_topic, raw_orders, *raw_orders_checks, olist_dbt_models]
+
+
+def resources(pipeline) -> dict:
+    return {
+        "ingest": OlistIngestResource(
+            topic=pipeline.topic, group=pipeline.group, raw_schema=pipeline.raw_schema
+        ),
+        "dbt": DbtCliResource(
+            project_dir=dbt_project, dbt_executable=str(Path(sys.executable).with_name("dbt"))
+        ),
+    }
+
+
+def mart_value(settings, pipeline, query: str) -> tuple:
+    with psycopg.connect(settings.dbt_pg_dsn) as conn:
+        return conn.execute(
+            sql.SQL(query).format(schema=sql.Identifier(pipeline.analytics))
+        ).fetchone()
+
+
+def test_graph_materializes_on_a_small_replay(settings, pipeline):
+    events = list(synthetic_events(200, seed=11))
+    produce_events(settings, pipeline.topic, events)
+    orders = {e["order"]["order_id"] for e in events}
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(ASSETS, resources=resources(pipeline), instance=instance)
+
+    assert result.success
+    raw = result.asset_materializations_for_node("raw_orders")[0].metadata
+    assert raw["events_ingested"].value == len(events)
+    assert raw["dead_letters"].value == 0
+    assert raw["lag_after_run"].value == 0
+    ranges = raw["offset_ranges"].value
+    assert sum(r["count"] for r in ranges.values()) == len(events)
+    checks = result.get_asset_check_evaluations()
+    assert {c.asset_key.to_user_string() for c in checks} >= {
+        "raw_orders", "stg_orders", "fact_orders", "dim_customers", "agg_daily_revenue",
+    }  # fmt: skip
+    assert [c.check_name for c in checks if not c.passed] == []
+    assert mart_value(settings, pipeline, "select count(*) from {schema}.fact_orders") == (
+        len(orders),
+    )
+    assert mart_value(
+        settings, pipeline, "select sum(order_count) from {schema}.agg_daily_revenue"
+    ) == (len(orders),)
+    agg = [
+        m for m in result.get_asset_materialization_events()
+        if m.asset_key == dg.AssetKey("agg_daily_revenue")
+    ][0].materialization.metadata  # fmt: skip
+    assert "| state |" in agg["top_states_by_revenue"].value
+
+
+def test_lag_sensor_requests_the_lagging_offsets_once(settings, pipeline):
+    with dg.DagsterInstance.ephemeral() as instance:
+        context = dg.build_sensor_context(instance=instance, resources=resources(pipeline))
+        assert isinstance(kafka_lag_sensor(context), dg.SkipReason)  # empty topic: no lag
+
+        events = list(synthetic_events(50, seed=12))
+        produce_events(settings, pipeline.topic, events)
+        ends = end_offsets(settings, pipeline.topic)
+        result = kafka_lag_sensor(
+            dg.build_sensor_context(instance=instance, resources=resources(pipeline))
+        )
+        (request,) = result.run_requests
+        spans = sorted(request.run_key.split("|")[1].split(","))
+        assert spans == sorted(f"{p}:0-{end}" for p, end in ends.items() if end)
+        stop_at = request.run_config["ops"]["raw_orders"]["config"]["stop_at"]
+        assert stop_at == {str(p): end for p, end in ends.items()}
+
+        # The run it asks for drains exactly those offsets; then the sensor goes quiet.
+        run = dg.materialize(
+            [olist_orders_topic, raw_orders], resources=resources(pipeline), instance=instance,
+            run_config=request.run_config,
+        )  # fmt: skip
+        assert run.success
+        again = kafka_lag_sensor(
+            dg.build_sensor_context(instance=instance, resources=resources(pipeline))
+        )
+        assert isinstance(again, dg.SkipReason) and "no lag" in again.skip_message
+
+
+def test_failing_dbt_test_is_a_failed_check_and_the_sensor_does_not_loop(settings, pipeline):
+    events = list(synthetic_events(30, seed=13))
+    produce_events(settings, pipeline.topic, events)
+    with dg.DagsterInstance.ephemeral() as instance:
+        first = kafka_lag_sensor(
+            dg.build_sensor_context(instance=instance, resources=resources(pipeline))
+        )
+        (request,) = first.run_requests
+        dg.materialize(
+            [olist_orders_topic, raw_orders], resources=resources(pipeline), instance=instance,
+            run_config=request.run_config,
+        )  # fmt: skip
+        # Corrupt one order's stored events behind ingestion's back: a status outside the
+        # contract.
+        with admin_connect(settings) as conn:
+            conn.execute(
+                sql.SQL(
+                    "update {} set payload = jsonb_set(payload, '{{order,order_status}}', %s) "
+                    "where order_id = %s"
+                ).format(sql.Identifier(pipeline.raw_schema, "raw_orders")),
+                [json.dumps("lost"), events[0]["order"]["order_id"]],
+            )
+        result = dg.materialize(
+            [olist_orders_topic, raw_orders, olist_dbt_models], resources=resources(pipeline),
+            instance=instance, selection=[olist_dbt_models], raise_on_error=False,
+        )  # fmt: skip
+        failed = [c for c in result.get_asset_check_evaluations() if not c.passed]
+        assert failed, "the accepted_values test on order_status must fail"
+        assert any("order_status" in c.check_name for c in failed)
+        # Offsets moved past the run's range, so the sensor does not request it again.
+        after = kafka_lag_sensor(
+            dg.build_sensor_context(instance=instance, resources=resources(pipeline))
+        )
+        assert isinstance(after, dg.SkipReason)
