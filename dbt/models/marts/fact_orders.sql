@@ -1,0 +1,57 @@
+{{
+    config(
+        unique_key='order_id',
+        indexes=[
+            {'columns': ['order_id'], 'unique': True},
+            {'columns': ['customer_unique_id']},
+            {'columns': ['order_date', 'customer_state']},
+        ],
+        post_hook=[
+            "{{ save_incremental_state(
+                'select max(_source_ingested_at) from ' ~ ref('int_orders_latest')
+            ) }}",
+        ],
+    )
+}}
+
+with
+
+orders as (
+
+    select * from {{ ref('int_orders_latest') }}
+    {% if is_incremental() %}
+        where _source_ingested_at > {{ incremental_state_watermark() }}
+    {% endif %}
+
+),
+
+final as (
+
+    select
+        order_id,
+        customer_unique_id,
+        customer_id,
+        customer_state,
+        customer_city,
+        order_status,
+        purchased_at,
+        purchased_at::date as order_date,
+        approved_at,
+        delivered_carrier_at,
+        delivered_customer_at,
+        estimated_delivery_date,
+        item_count,
+        total_price,
+        total_freight,
+        (total_price + total_freight)::numeric(14, 2) as order_value,
+        total_payment,
+        payment_count,
+        round(
+            extract(epoch from delivered_customer_at - purchased_at) / 86400, 2
+        )::numeric(8, 2) as delivery_days,
+        delivered_customer_at::date > estimated_delivery_date as is_late
+    from orders
+
+)
+
+select * from final
