@@ -34,7 +34,7 @@ ENV_EXAMPLE = REPO / ".env.example"
 DOCKERFILE = DOCKER / "Dockerfile"
 DOCKERIGNORE = DOCKER / "Dockerfile.dockerignore"
 INIT_SCRIPT = DOCKER / "postgres" / "init.sh"
-README_SECTION = DOCKER / "README_SECTION.md"
+README_SECTION = DOCKER.parent / "README.md"  # its "Running with Docker" section
 
 # Settings the code reads (agreed for the project). More are discovered in the code itself.
 KNOWN_CODE_VARS = {
