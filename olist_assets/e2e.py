@@ -128,6 +128,31 @@ class E2EPipeline:
             )
         return time.monotonic() - started
 
+    def wait_for_checks(self, assets: list[str], timeout: float = 300) -> float:
+        """Seconds until every check of ``assets`` has a finished execution for the latest
+        materialization (a dbt run writes a table before its tests run)."""
+        started = time.monotonic()
+
+        def settled() -> bool:
+            statuses = [s for a in assets for s in self.latest_check_statuses(a).values()]
+            return bool(statuses) and not {"IN_PROGRESS", "NONE"} & set(statuses)
+
+        if not wait_until(settled, timeout, 0.5):
+            raise TimeoutError(f"checks of {assets} still running after {timeout}s")
+        return time.monotonic() - started
+
+    def runs(self) -> list[dict]:
+        data = self.server.graphql(
+            "{ runsOrError { ... on Runs { results { runId status tags { key value } } } } }"
+        )
+        return data["runsOrError"]["results"]
+
+    def wait_for_idle(self, timeout: float = 300) -> None:
+        """Until no run is queued or running (the daemon may chain an automation run)."""
+        active = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"}
+        if not wait_until(lambda: not active & {r["status"] for r in self.runs()}, timeout, 1.0):
+            raise TimeoutError(f"runs still active after {timeout}s")
+
     def latest_check_statuses(self, asset: str) -> dict[str, str]:
         """Check name → status of its execution for the asset's latest materialization."""
         data = self.server.graphql(

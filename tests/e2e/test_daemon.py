@@ -43,16 +43,17 @@ def test_new_events_reach_the_marts_with_nobody_acting(e2e):
         e2e.produce(orders, seed=100 + round_)
         e2e.wait_for_marts(timeout=300)
         assert e2e.marts_order_count() == len(e2e.orders)
-    # The runs that did it were launched by the sensor/automation, and their checks passed.
-    for asset in ("fact_orders", "agg_daily_revenue"):
+    # The runs that did it were launched by the sensor, and their checks passed.
+    e2e.wait_for_checks(["raw_orders", *CHECKED[1:]])
+    for asset in CHECKED:
         statuses = e2e.latest_check_statuses(asset)
         assert statuses and set(statuses.values()) == {"SUCCEEDED"}, (asset, statuses)
-    runs = e2e.server.graphql(
-        "{ runsOrError { ... on Runs { results { status tags { key value } } } } }"
-    )
-    results = runs["runsOrError"]["results"]
-    assert results and all(r["status"] == "SUCCESS" for r in results)
-    assert any(
-        t["key"] == "dagster/sensor_name" and t["value"] == "kafka_lag_sensor"
-        for r in results for t in r["tags"]
-    )  # fmt: skip
+    e2e.wait_for_idle()
+    results = e2e.runs()
+    by_sensor = [
+        r for r in results
+        if {"key": "dagster/sensor_name", "value": "kafka_lag_sensor"} in r["tags"]
+    ]  # fmt: skip
+    assert len(by_sensor) >= 2  # one per round at least
+    assert {r["status"] for r in by_sensor} == {"SUCCESS"}
+    assert "FAILURE" not in {r["status"] for r in results}  # automation runs (dbt_docs) too
