@@ -9,5 +9,7 @@ defs = dg.Definitions.merge(
     ingest.defs,
     dbt.defs,
     automation.defs,
-    dg.Definitions(resources={"ingest": OlistIngestResource()}),
+    # One process per run, steps in it: a subprocess per step would re-import Dagster and
+    # dbt for each of them, which dominates the latency of a small ingestion run.
+    dg.Definitions(resources={"ingest": OlistIngestResource()}, executor=dg.in_process_executor),
 )

@@ -57,7 +57,9 @@ def olist_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     deps=list(olist_dbt_models.keys),
     kinds={"dbt"},
     group_name="docs",
-    automation_condition=dg.AutomationCondition.eager(),
+    # After the models change, at most every 5 minutes: regenerating the catalog after every
+    # small ingestion run would compete with the next run for the CPU.
+    automation_condition=dg.AutomationCondition.on_cron("*/5 * * * *"),
     description="dbt docs (catalog + manifest), regenerated after the models change; "
     "serve with `olist docs serve`.",
 )

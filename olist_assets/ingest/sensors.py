@@ -25,7 +25,7 @@ TARGET = dg.AssetSelection.assets(RAW_ORDERS_KEY).downstream() - dg.AssetSelecti
 @dg.sensor(
     name="kafka_lag_sensor",
     target=TARGET,
-    minimum_interval_seconds=5,
+    minimum_interval_seconds=3,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests an ingestion run (raw_orders + dbt models) when the consumer group lags.",
 )
