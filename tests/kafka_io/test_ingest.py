@@ -112,7 +112,7 @@ def bad_messages(good: dict) -> dict[str, tuple[bytes | None, bytes | None]]:
         "unknown_schema_version": (key, variant(lambda d: d.update(schema_version=2))),
         "key_mismatch": (b"f" * 32, encode_event(good)),
         # Over our 1,000,000-byte limit but under the broker default (1,048,588).
-        "oversized": (key, b"{\"x\": \"" + b"a" * 1_010_000 + b"\"}"),
+        "oversized": (key, b'{"x": "' + b"a" * 1_010_000 + b'"}'),
         "empty": (key, None),
     }
 

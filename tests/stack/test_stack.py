@@ -122,7 +122,9 @@ def test_down_then_up_keeps_rows_and_messages(settings, raw_schema, kafka_topic)
     assert "started" in up.stdout
 
     with psycopg.connect(settings.pg_dsn) as conn:
-        assert conn.execute(sql.SQL("select count(*), sum(n) from {}").format(table)).fetchone() == (
+        assert conn.execute(
+            sql.SQL("select count(*), sum(n) from {}").format(table)
+        ).fetchone() == (
             1000,
             500500,
         )
