@@ -9,12 +9,13 @@ event. Offsets are also committed to Kafka after the database commit, for standa
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import signal
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -74,21 +75,10 @@ class IngestStats:
 
 @dataclass(frozen=True)
 class Accepted:
-    event: dict
+    head: tuple  # (event_id, order_id, event_type, event_time, sequence)
     value: bytes
     partition: int
     offset: int
-
-
-@dataclass
-class PreparedBatch:
-    """A validated batch, ready for one transaction."""
-
-    messages: int
-    accepted: list[Accepted] = field(default_factory=list)
-    rejected: list[tuple[int, int, bytes | None, bytes | None, str]] = field(default_factory=list)
-    first_offsets: dict[int, int] = field(default_factory=dict)
-    next_offsets: dict[int, int] = field(default_factory=dict)
 
 
 class StopFlag:
@@ -236,18 +226,7 @@ class PostgresSink:
         (an event_id already there) makes it fail; then, under a savepoint rollback, the batch
         goes through a temp table and INSERT ... ON CONFLICT DO NOTHING, which skips them."""
         rows = [
-            (
-                a.event["event_id"],
-                a.event["order"]["order_id"],
-                a.event["event_type"],
-                a.event["event_time"],
-                a.event["sequence"],
-                a.value.decode("utf-8"),
-                self.topic,
-                a.partition,
-                a.offset,
-            )
-            for a in events
+            (*a.head, a.value.decode("utf-8"), self.topic, a.partition, a.offset) for a in events
         ]
         try:
             with conn.transaction(), conn.cursor() as cur, cur.copy(self._q_copy_direct) as copy:
@@ -266,6 +245,78 @@ class PostgresSink:
 
 class OffsetGapError(RuntimeError):
     """A batch would leave a hole between the stored offset and its first record."""
+
+
+def retrying(sink: PostgresSink, fn, *args):
+    """PostgreSQL going away: retry with backoff and a clear log line, never skip data."""
+
+    def before_sleep(state) -> None:
+        log.warning(
+            "PostgreSQL unavailable (%s); retrying in %.1fs",
+            state.outcome.exception(),
+            state.next_action.sleep,
+        )
+        sink.close()
+
+    for attempt in Retrying(
+        retry=retry_if_exception_type(psycopg.OperationalError),
+        wait=wait_exponential(multiplier=0.5, max=10),
+        stop=stop_never,
+        before_sleep=before_sleep,
+        reraise=True,
+    ):
+        with attempt:
+            return fn(*args)
+    raise AssertionError("unreachable")
+
+
+@dataclass
+class ParsedBatch:
+    """The validation verdicts of one batch, small enough to send between processes."""
+
+    messages: int
+    accepted: list[tuple[int, tuple]]  # (index in batch, row head)
+    rejected: list[tuple[int, str]]  # (index in batch, reason)
+    first_offsets: dict[int, int]
+    next_offsets: dict[int, int]
+    rejected_reasons: dict[str, int]
+
+
+def parse_batch(
+    batch: list[tuple[int, int, bytes | None, bytes | None]], topic: str
+) -> ParsedBatch:
+    """Validate raw (partition, offset, key, value) records. Runs in the parser process."""
+    accepted, rejected, reasons = [], [], Counter()
+    first: dict[int, int] = {}
+    nxt: dict[int, int] = {}
+    for i, (partition, offset, key, value) in enumerate(batch):
+        first.setdefault(partition, offset)
+        nxt[partition] = offset + 1
+        parsed = parse_event(key, value)
+        if isinstance(parsed, Rejection):
+            log.warning("dead letter %s[%d]@%d: %s", topic, partition, offset, parsed.reason)
+            rejected.append((i, parsed.reason))
+            reasons[parsed.kind] += 1
+        else:
+            e = parsed
+            head = (
+                e["event_id"],
+                e["order"]["order_id"],
+                e["event_type"],
+                e["event_time"],
+                e["sequence"],
+            )
+            accepted.append((i, head))
+    return ParsedBatch(len(batch), accepted, rejected, first, nxt, dict(reasons))
+
+
+def _parser_init() -> None:
+    # The main process owns signals: it lets the batches in flight finish, then stops us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 class _SeekToStoredOffsets(ConsumerRebalanceListener):
@@ -304,8 +355,11 @@ class Ingestor:
         self.sink = PostgresSink(settings.pg_dsn, self.schema, self.group, self.topic)
         self.consumer: KafkaConsumer | None = None
         self.stop = StopFlag()
+        # Pipeline: poll (this process) → parse (parser process) → write (writer thread).
+        self._parser: ProcessPoolExecutor | None = None
         self._writer: ThreadPoolExecutor | None = None
-        self._pending: tuple[Future, PreparedBatch] | None = None
+        self._parsing: tuple[Future, list] | None = None
+        self._writing: tuple[Future, ParsedBatch] | None = None
         self._stats = IngestStats()  # the current run's, also fed by rebalance-time drains
 
     # --- set-up --------------------------------------------------------------------------
@@ -329,7 +383,7 @@ class Ingestor:
 
     def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
         """Resume every assigned partition at the offset PostgreSQL holds (else the start)."""
-        stored = self._retrying(self.sink.stored_offsets)
+        stored = retrying(self.sink, self.sink.stored_offsets)
         consumer = self._consumer()
         for tp in partitions:
             if tp.partition in stored:
@@ -342,28 +396,6 @@ class Ingestor:
             {tp.partition: stored.get(tp.partition, "start") for tp in partitions},
         )
 
-    def _retrying(self, fn, *args):
-        """PostgreSQL going away: retry with backoff and a clear log line, never skip data."""
-
-        def before_sleep(state) -> None:
-            log.warning(
-                "PostgreSQL unavailable (%s); retrying in %.1fs",
-                state.outcome.exception(),
-                state.next_action.sleep,
-            )
-            self.sink.close()
-
-        for attempt in Retrying(
-            retry=retry_if_exception_type(psycopg.OperationalError),
-            wait=wait_exponential(multiplier=0.5, max=10),
-            stop=stop_never,
-            before_sleep=before_sleep,
-            reraise=True,
-        ):
-            with attempt:
-                return fn(*args)
-        raise AssertionError("unreachable")
-
     # --- the loop ------------------------------------------------------------------------
     def run(
         self,
@@ -375,15 +407,25 @@ class Ingestor:
         """Ingest until caught up with the end offsets seen at start (or ``stop_at``), or,
         with ``until_caught_up=False``, until SIGINT/SIGTERM.
 
-        Pipelined: while PostgreSQL writes batch N (one writer thread, one transaction per
-        batch, in order), this thread polls and validates batch N+1. At most one batch is in
-        flight; it is always finished before a rebalance, a stop or the end.
+        Pipelined over two processes: while the writer process validates and writes batch N
+        (one transaction per batch, in order), this process polls and decodes batch N+1 from
+        Kafka. At most one batch is in flight; it is always finished before a rebalance, a stop
+        or the end, and only then are its offsets mirrored to Kafka.
         """
         stats = self._stats = IngestStats()
         started = time.monotonic()
         # Signals first: a SIGTERM during start-up must not kill us mid-way either.
-        with self.stop.on_signals(), ThreadPoolExecutor(1, "olist-writer") as writer:
-            self._writer = writer
+        parser_pool = ProcessPoolExecutor(
+            1,
+            mp_context=multiprocessing.get_context("spawn"),  # never fork Kafka's threads
+            initializer=_parser_init,
+        )
+        with (
+            self.stop.on_signals(),
+            parser_pool as parser,
+            ThreadPoolExecutor(1, "olist-writer") as writer,
+        ):
+            self._parser, self._writer = parser, writer
             try:
                 with psycopg.connect(self.settings.pg_dsn, autocommit=True) as conn:
                     migrate(conn, self.schema)
@@ -397,13 +439,14 @@ class Ingestor:
                     )
                     batch = self._bounded(records, stop_at)
                     if batch:
-                        prepared = self._prepare(batch, stats)
-                        self.drain()
-                        self._pending = (
-                            writer.submit(self._retrying, self._write, prepared),
-                            prepared,
-                        )
+                        parsing = (parser.submit(parse_batch, batch, self.topic), batch)
+                        if self._parsing is not None:
+                            self._write_next()
+                        self._parsing = parsing
                         idle_since = time.monotonic()
+                    else:
+                        # Nothing new: flush what is in flight rather than hold it back.
+                        self.drain()
                     if until_caught_up:
                         if self._caught_up(stop_at):
                             break
@@ -416,25 +459,50 @@ class Ingestor:
                             break
             finally:
                 self.drain()
-                self._writer = None
         stats.seconds = time.monotonic() - started
         return stats
 
     def drain(self) -> None:
-        """Wait for the batch in flight (if any): account for it and mirror offsets to Kafka."""
-        pending, self._pending = self._pending, None
-        if pending is None:
+        """Finish every batch in flight, in order (before a rebalance, a stop or the end)."""
+        if self._parsing is not None:
+            self._write_next()
+        self._finish_write()
+
+    def _write_next(self) -> None:
+        """Hand the parsed batch to the writer thread, once the previous write is done."""
+        future, batch = self._parsing
+        self._parsing = None
+        parsed: ParsedBatch = future.result()  # re-raises the parser's error
+        accepted = [
+            Accepted(head, batch[i][3], batch[i][0], batch[i][1]) for i, head in parsed.accepted
+        ]
+        rejected = [(*batch[i][:4], reason) for i, reason in parsed.rejected]
+        self._finish_write()
+        self._writing = (
+            self._writer.submit(
+                retrying, self.sink, self.sink.write_batch, accepted, rejected,
+                parsed.next_offsets, parsed.first_offsets,
+            ),
+            parsed,
+        )  # fmt: skip
+
+    def _finish_write(self) -> None:
+        """Wait for the write in flight: account for it and mirror its offsets to Kafka."""
+        if self._writing is None:
             return
-        future, prepared = pending
+        future, parsed = self._writing
+        self._writing = None
         inserted, duplicates, dead, saved = future.result()  # re-raises the writer's error
         stats = self._stats
-        stats.messages += prepared.messages
+        stats.messages += parsed.messages
         stats.inserted += inserted
         stats.duplicates += duplicates
         stats.rejected += dead
         stats.batches += 1
-        for p in prepared.next_offsets:
-            stats.add_range(p, prepared.first_offsets[p], prepared.next_offsets[p] - 1)
+        for kind, n in parsed.rejected_reasons.items():
+            stats.rejected_reasons[kind] = stats.rejected_reasons.get(kind, 0) + n
+        for p, first in parsed.first_offsets.items():
+            stats.add_range(p, first, saved[p] - 1)
         self._commit_to_kafka(saved)
 
     def end_offsets(self) -> dict[int, int]:
@@ -448,7 +516,11 @@ class Ingestor:
         batch = []
         for tp, messages in records.items():
             limit = None if stop_at is None else stop_at.get(tp.partition, 0)
-            batch.extend(m for m in messages if limit is None or m.offset < limit)
+            batch.extend(
+                (m.partition, m.offset, m.key, m.value)
+                for m in messages
+                if limit is None or m.offset < limit
+            )
         return batch
 
     def _caught_up(self, stop_at: dict[int, int]) -> bool:
@@ -459,35 +531,6 @@ class Ingestor:
         if not assigned:
             return False
         return all(consumer.position(tp) >= stop_at.get(tp.partition, 0) for tp in assigned)
-
-    def _prepare(self, batch: list, stats: IngestStats) -> PreparedBatch:
-        """Validate a polled batch: accepted events, dead letters, and its offset span."""
-        prepared = PreparedBatch(messages=len(batch))
-        for m in batch:
-            prepared.first_offsets.setdefault(m.partition, m.offset)
-            prepared.next_offsets[m.partition] = m.offset + 1
-            parsed = parse_event(m.key, m.value)
-            if isinstance(parsed, Rejection):
-                log.warning(
-                    "dead letter %s[%d]@%d: %s", m.topic, m.partition, m.offset, parsed.reason
-                )
-                prepared.rejected.append((m.partition, m.offset, m.key, m.value, parsed.reason))
-                stats.rejected_reasons[parsed.kind] = stats.rejected_reasons.get(parsed.kind, 0) + 1
-            else:
-                prepared.accepted.append(Accepted(parsed, m.value, m.partition, m.offset))
-        return prepared
-
-    def _write(self, prepared: PreparedBatch) -> tuple[int, int, int, dict[int, int]]:
-        """Runs on the writer thread; retried by `_retrying` on connection loss."""
-        try:
-            return self.sink.write_batch(
-                prepared.accepted, prepared.rejected, prepared.next_offsets, prepared.first_offsets
-            )
-        except psycopg.OperationalError:
-            # The transaction is gone: a fresh connection retries the same batch, and the
-            # fencing check skips whatever a lost commit acknowledgement did write.
-            self.sink.close()
-            raise
 
     def _commit_to_kafka(self, saved: dict[int, int]) -> None:
         """Mirror the stored offsets to Kafka so its tooling shows the group's lag."""
