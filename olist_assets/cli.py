@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from kafka_io.cli import _configure_logging, _event_source, bench, cli, fail
+from kafka_io.cli import _event_source, bench, cli, fail
 from kafka_io.cli import main as kafka_io_main
 from kafka_io.settings import REPO_ROOT, get_settings
 from olist_assets.instance import dagster_env
@@ -64,7 +64,6 @@ def demo(data_dir: Path | None, synthetic: int, seed: int) -> None:
     """The main job: replay events, materialize the whole graph with checks, print a summary."""
     from olist_assets.demo import run_demo
 
-    _configure_logging(False)
     events = _event_source(data_dir, None if data_dir else synthetic, seed)
     source = (
         f"real Olist data in {data_dir}"

@@ -24,7 +24,9 @@ def materialize_all(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
     from olist_assets.definitions import defs
 
     job = defs.resolve_implicit_global_asset_job_def()
-    return job.execute_in_process(instance=instance, raise_on_error=False)
+    # Step-by-step DEBUG lines would drown the summary; warnings and errors still show.
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    return job.execute_in_process(instance=instance, run_config=quiet, raise_on_error=False)
 
 
 def mart_summary(settings: Settings) -> tuple[int, int, list[tuple]]:
