@@ -457,8 +457,12 @@ class Ingestor:
                         ):
                             # Another group member holds every partition: nothing left for us.
                             break
-            finally:
                 self.drain()
+            except BaseException:
+                # Never write a batch after one that failed (that would leave a hole): drop
+                # what is not written yet; the offsets in PostgreSQL say where to resume.
+                self._parsing = self._writing = None
+                raise
         stats.seconds = time.monotonic() - started
         return stats
 
