@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import time
@@ -28,7 +29,12 @@ from kafka_io.producer import ensure_topic
 from kafka_io.producer import replay as run_replay
 from kafka_io.settings import Settings
 
-COLUMNS = EVENT_COLUMNS
+
+def _row(message, topic: str) -> tuple:
+    """A raw_orders row from a message, read with plain json.loads (no validation)."""
+    doc = json.loads(message.value)
+    return (doc["event_id"], doc["order"]["order_id"], doc["event_type"], doc["event_time"],
+            doc["sequence"], message.value.decode(), topic, message.partition, message.offset)  # fmt: skip
 
 
 def _all_partitions(consumer: KafkaConsumer, topic: str) -> list[TopicPartition]:
@@ -58,12 +64,7 @@ def kafka_ceiling(s: Settings, topic: str, total: int) -> tuple[float, list]:
 
 def copy_ceiling(s: Settings, schema: str, topic: str, messages: list) -> float:
     """One COPY of the same rows into a raw_orders-shaped table, no Kafka, no validation."""
-    rows = []
-    for m in messages:
-        doc = json.loads(m.value)
-        rows.append((doc["event_id"], doc["order"]["order_id"], doc["event_type"],
-                     doc["event_time"], doc["sequence"], m.value.decode(), topic,
-                     m.partition, m.offset))  # fmt: skip
+    rows = [_row(m, topic) for m in messages]
     table = sql.Identifier(schema, "copy_ceiling")
     with psycopg.connect(s.pg_dsn) as conn:
         conn.execute(
@@ -75,7 +76,7 @@ def copy_ceiling(s: Settings, schema: str, topic: str, messages: list) -> float:
         started = time.perf_counter()
         with (
             conn.cursor() as cur,
-            cur.copy(sql.SQL("copy {} (" + COLUMNS + ") from stdin").format(table)) as copy,
+            cur.copy(sql.SQL("copy {} (" + EVENT_COLUMNS + ") from stdin").format(table)) as copy,
         ):
             for row in rows:
                 copy.write_row(row)
@@ -106,17 +107,14 @@ def naive(s: Settings, schema: str, topic: str, total: int) -> float:
         enable_auto_commit=True,
         auto_offset_reset="earliest",
     )
-    insert = f"insert into {table} ({COLUMNS}) values (%s, %s, %s, %s, %s, %s, %s, %s, %s)"  # noqa: S608
+    insert = f"insert into {table} ({EVENT_COLUMNS}) values (%s, %s, %s, %s, %s, %s, %s, %s, %s)"  # noqa: S608
     done, batch = 0, []
     started = time.perf_counter()
     with conn.cursor() as cur:
         while done < total:
             for records in consumer.poll(timeout_ms=1000).values():
                 for m in records:
-                    doc = json.loads(m.value)
-                    batch.append((doc["event_id"], doc["order"]["order_id"], doc["event_type"],
-                                  doc["event_time"], doc["sequence"], m.value.decode(), topic,
-                                  m.partition, m.offset))  # fmt: skip
+                    batch.append(_row(m, topic))
                     if len(batch) == 100:
                         cur.executemany(insert, batch)
                         conn.commit()
@@ -175,7 +173,7 @@ def run_ingest_bench(
     result = {
         "events": total,
         "repeat": repeat,
-        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "seconds": timings,
         "events_per_second": {k: round(v) for k, v in rate.items()},
         "ratios": {

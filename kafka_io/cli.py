@@ -107,12 +107,10 @@ def replay(data_dir, synthetic, seed, speed, limit, topic, partitions, verbose) 
     from kafka_io.producer import ReplayError, ensure_topic
     from kafka_io.producer import replay as run_replay
 
-    if (data_dir is None) == (synthetic is None):
-        raise click.UsageError("give exactly one of --data-dir DIR or --synthetic N")
+    events = _event_source(data_dir, synthetic, seed)
     _configure_logging(verbose)
     s = get_settings()
     topic = topic or s.kafka_topic
-    events = _event_source(data_dir, synthetic, seed)
     try:
         if ensure_topic(s.kafka_bootstrap, topic, partitions or s.kafka_partitions):
             click.echo(f"created topic {topic}", err=True)
@@ -136,6 +134,9 @@ def replay(data_dir, synthetic, seed, speed, limit, topic, partitions, verbose) 
 
 
 def _event_source(data_dir: Path | None, synthetic: int | None, seed: int):
+    """Events of the real CSVs in ``data_dir`` or of ``synthetic`` generated orders (lazy)."""
+    if (data_dir is None) == (synthetic is None):
+        raise click.UsageError("give exactly one of --data-dir DIR or --synthetic N")
     if data_dir is not None:
         from kafka_io.olist_csv import replay_events
 
@@ -202,14 +203,13 @@ def bench_ingest(data_dir, synthetic, repeat, output) -> None:
     """Our consumer vs the naive one vs kafka-python and COPY ceilings (events/s)."""
     from kafka_io.bench import run_ingest_bench
 
-    if (data_dir is None) == (synthetic is None):
-        raise click.UsageError("give exactly one of --data-dir DIR or --synthetic N")
+    events = _event_source(data_dir, synthetic, 42)
     _configure_logging(False)
     s = get_settings()
     admin_dsn = s.admin_dsn_for(s.pg_database)
     result = run_ingest_bench(
         s,
-        _event_source(data_dir, synthetic, 42),
+        events,
         admin_dsn=admin_dsn,
         output=output,
         repeat=repeat,

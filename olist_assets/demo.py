@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from kafka_io.producer import ensure_topic, replay
 from kafka_io.settings import Settings
+from olist_assets.dbt.marts import analytics_schema, top_states
 from olist_assets.instance import dagster_env
 
 RECENT_RUNS_SQL = "select run_id, status, create_timestamp from runs order by id desc limit 5"
@@ -30,7 +31,8 @@ def materialize_all(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
 
 
 def mart_summary(settings: Settings) -> tuple[int, int, list[tuple]]:
-    schema = os.environ.get("OLIST_SCHEMA_PREFIX", "") + "analytics"
+    """Orders, customers, and the top states by revenue."""
+    schema = analytics_schema()
     with psycopg.connect(settings.dbt_pg_dsn) as conn:
         (orders,) = conn.execute(
             sql.SQL("select count(*) from {}").format(sql.Identifier(schema, "fact_orders"))
@@ -38,14 +40,7 @@ def mart_summary(settings: Settings) -> tuple[int, int, list[tuple]]:
         (customers,) = conn.execute(
             sql.SQL("select count(*) from {}").format(sql.Identifier(schema, "dim_customers"))
         ).fetchone()
-        top = conn.execute(
-            sql.SQL(
-                "select customer_state, sum(revenue_order_count)::bigint, sum(total_revenue), "
-                "sum(total_revenue) / nullif(sum(revenue_order_count), 0) "
-                "from {} group by 1 order by 3 desc nulls last limit 5"
-            ).format(sql.Identifier(schema, "agg_daily_revenue"))
-        ).fetchall()
-    return orders, customers, top
+    return orders, customers, top_states(settings)
 
 
 def run_demo(settings: Settings, events: Iterable[dict], source: str) -> bool:

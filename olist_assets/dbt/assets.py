@@ -1,34 +1,23 @@
 """`dbt build` as assets (tests land as asset checks), with row counts and a revenue summary."""
 
-import os
-
 import dagster as dg
-import psycopg
 from dagster_dbt import DbtCliResource, dbt_assets
-from psycopg import sql
 
 from kafka_io.settings import get_settings
+from olist_assets.dbt.marts import top_states
 from olist_assets.dbt.project import dbt_project
 from olist_assets.dbt.translator import OlistDbtTranslator, docs_url
 
 TOP_STATES_KEY = dg.AssetKey("agg_daily_revenue")
 
 
-def analytics_schema() -> str:
-    """The marts' schema; tests isolate with OLIST_SCHEMA_PREFIX (see dbt/macros)."""
-    return os.environ.get("OLIST_SCHEMA_PREFIX", "") + "analytics"
-
-
 def top_states_markdown(limit: int = 5) -> str:
-    """Markdown table of the states with the most revenue, read with the dbt role."""
-    query = sql.SQL(
-        "select customer_state, sum(revenue_order_count)::bigint, sum(total_revenue) "
-        "from {} group by 1 order by 3 desc nulls last limit %s"
-    ).format(sql.Identifier(analytics_schema(), "agg_daily_revenue"))
-    with psycopg.connect(get_settings().dbt_pg_dsn) as conn:
-        rows = conn.execute(query, [limit]).fetchall()
+    """Markdown table of the states with the most revenue."""
     lines = ["| state | revenue orders | revenue (BRL) |", "|---|---:|---:|"]
-    lines += [f"| {state} | {orders:,} | {revenue:,.2f} |" for state, orders, revenue in rows]
+    lines += [
+        f"| {state} | {orders:,} | {revenue:,.2f} |"
+        for state, orders, revenue, _ in top_states(get_settings(), limit)
+    ]
     return "\n".join(lines)
 
 
