@@ -23,11 +23,12 @@ import psycopg2
 from kafka import KafkaConsumer, TopicPartition
 from psycopg import sql
 
-from kafka_io.consumer import EVENT_COLUMNS, Ingestor
+from kafka_io.consumer import EVENT_COLUMNS
 from kafka_io.migrations import migrate
 from kafka_io.producer import ensure_topic
 from kafka_io.producer import replay as run_replay
 from kafka_io.settings import Settings
+from kafka_io.workers import default_workers, ingest
 
 
 def _row(message, topic: str) -> tuple:
@@ -84,13 +85,13 @@ def copy_ceiling(s: Settings, schema: str, topic: str, messages: list) -> float:
         return time.perf_counter() - started
 
 
-def ours(s: Settings, schema: str, topic: str) -> float:
-    ingestor = Ingestor(s, topic=topic, group=f"bench-ours-{uuid.uuid4().hex[:8]}", schema=schema)
-    try:
-        stats = ingestor.run(until_caught_up=True)
-    finally:
-        ingestor.close()
-    return stats.seconds
+def ours(s: Settings, schema: str, topic: str, workers: int) -> float:
+    """`olist ingest --until-caught-up` as it runs by default (one process per core)."""
+    group = f"bench-ours-{uuid.uuid4().hex[:8]}"
+    started = time.perf_counter()
+    stats = ingest(s, workers=workers, topic=topic, group=group, schema=schema)
+    assert stats.inserted == stats.messages, stats
+    return time.perf_counter() - started
 
 
 def naive(s: Settings, schema: str, topic: str, total: int) -> float:
@@ -132,11 +133,18 @@ def naive(s: Settings, schema: str, topic: str, total: int) -> float:
 
 
 def run_ingest_bench(
-    s: Settings, events: Iterable[dict], *, admin_dsn: str, output: Path, repeat: int = 1
+    s: Settings,
+    events: Iterable[dict],
+    *,
+    admin_dsn: str,
+    output: Path,
+    repeat: int = 1,
+    workers: int | None = None,
 ) -> dict:
     """Replay ``events`` into a fresh topic, then time each contender on it; write JSON."""
     from kafka_io.stack.postgres import provision_raw_schema
 
+    workers = workers or default_workers()
     tag = uuid.uuid4().hex[:8]
     topic, schema = f"bench.orders.{tag}", f"bench_{tag}"
     ensure_topic(s.kafka_bootstrap, topic, s.kafka_partitions)
@@ -157,7 +165,7 @@ def run_ingest_bench(
             timings["kafka_ceiling"].append(seconds)
             timings["copy_ceiling"].append(copy_ceiling(s, schema, topic, messages))
             del messages
-            timings["ours"].append(ours(s, schema, topic))
+            timings["ours"].append(ours(s, schema, topic, workers))
             timings["naive"].append(naive(s, schema, topic, total))
             _reset(s, schema)
     finally:
@@ -174,6 +182,7 @@ def run_ingest_bench(
         "events": total,
         "repeat": repeat,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "ours_workers": workers,
         "seconds": timings,
         "events_per_second": {k: round(v) for k, v in rate.items()},
         "ratios": {

@@ -158,24 +158,37 @@ def _event_source(data_dir: Path | None, synthetic: int | None, seed: int):
 @click.option("--group", default=None, help="Consumer group (default $OLIST_KAFKA_GROUP).")
 @click.option("--schema", default=None, help="Raw schema (default raw).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=5000, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Consumer processes, each with its share of the partitions [default: CPU count].",
+)
 @click.option("-v", "--verbose", is_flag=True)
-def ingest(mode, topic, group, schema, batch_size, verbose) -> None:
+def ingest(mode, topic, group, schema, batch_size, workers, verbose) -> None:
     """Consume the topic into raw.raw_orders exactly once (offsets stored with the rows)."""
-    from kafka_io.consumer import Ingestor
+    from kafka_io import workers as ingest_workers
 
     if mode is None:
         raise click.UsageError("give --until-caught-up or --follow")
     _configure_logging(verbose)
     s = get_settings()
-    ingestor = Ingestor(s, topic=topic, group=group, schema=schema, max_batch=batch_size)
     try:
-        stats = ingestor.run(until_caught_up=mode == "until-caught-up")
+        stats = ingest_workers.ingest(
+            s,
+            workers=workers or ingest_workers.default_workers(),
+            topic=topic,
+            group=group,
+            schema=schema,
+            until_caught_up=mode == "until-caught-up",
+            max_batch=batch_size,
+        )
     except KafkaError as exc:
         fail(f"Kafka at {s.kafka_bootstrap}: {exc}")
     except psycopg.OperationalError as exc:
         fail(f"PostgreSQL at {s.pg_host}:{s.pg_port}: {str(exc).strip().splitlines()[0]}")
-    finally:
-        ingestor.close()
+    except ingest_workers.WorkerError as exc:
+        fail(f"ingestion stopped: {exc}")
     reasons = ", ".join(f"{k}={v}" for k, v in sorted(stats.rejected_reasons.items())) or "none"
     click.echo(
         f"ingested {stats.messages} messages in {stats.seconds:.1f}s "
@@ -199,7 +212,9 @@ def bench() -> None:
     default=Path("bench/results/ingest.json"),
     show_default=True,
 )
-def bench_ingest(data_dir, synthetic, repeat, output) -> None:
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes of our consumer [default: CPU count, as `olist ingest`].")  # fmt: skip
+def bench_ingest(data_dir, synthetic, repeat, output, workers) -> None:
     """Our consumer vs the naive one vs kafka-python and COPY ceilings (events/s)."""
     from kafka_io.bench import run_ingest_bench
 
@@ -213,6 +228,7 @@ def bench_ingest(data_dir, synthetic, repeat, output) -> None:
         admin_dsn=admin_dsn,
         output=output,
         repeat=repeat,
+        workers=workers,
     )
     click.echo(f"{result['events']} events, median of {repeat} run(s):")
     for name, rate in result["events_per_second"].items():

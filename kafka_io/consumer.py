@@ -9,13 +9,12 @@ event. Offsets are also committed to Kafka after the database commit, for standa
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -73,12 +72,26 @@ class IngestStats:
         return self.messages / self.seconds if self.seconds else 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Accepted:
-    head: tuple  # (event_id, order_id, event_type, event_time, sequence)
-    value: bytes
+    """A valid event as one line of COPY text, ready for raw_orders (EVENT_COLUMNS)."""
+
     partition: int
     offset: int
+    line: bytes
+
+
+# COPY's text format: tab-separated columns, one row per line, backslash escapes.
+_COPY_ESCAPES = ((b"\\", b"\\\\"), (b"\t", b"\\t"), (b"\n", b"\\n"), (b"\r", b"\\r"))
+
+
+def copy_text(value: bytes) -> bytes:
+    """``value`` escaped as one column of COPY text (JSON may hold backslashes and, between
+    tokens, tabs and newlines)."""
+    for raw, escaped in _COPY_ESCAPES:
+        if raw in value:
+            value = value.replace(raw, escaped)
+    return value
 
 
 class StopFlag:
@@ -225,20 +238,17 @@ class PostgresSink:
         """Rows inserted per partition. Fast path: one COPY straight into raw_orders. A replay
         (an event_id already there) makes it fail; then, under a savepoint rollback, the batch
         goes through a temp table and INSERT ... ON CONFLICT DO NOTHING, which skips them."""
-        rows = [
-            (*a.head, a.value.decode("utf-8"), self.topic, a.partition, a.offset) for a in events
-        ]
+        # The parser process formatted the lines: one write here, no per-row Python.
+        data = b"".join(a.line for a in events)
         try:
             with conn.transaction(), conn.cursor() as cur, cur.copy(self._q_copy_direct) as copy:
-                for row in rows:
-                    copy.write_row(row)
+                copy.write(data)
             return Counter(a.partition for a in events)
         except psycopg.errors.UniqueViolation:
             pass
         with conn.cursor() as cur:
             with cur.copy(self._q_copy_events) as copy:
-                for row in rows:
-                    copy.write_row(row)
+                copy.write(data)
             cur.execute(self._q_insert_events)
             return Counter(row[0] for row in cur.fetchall())
 
@@ -275,7 +285,7 @@ class ParsedBatch:
     """The validation verdicts of one batch, small enough to send between processes."""
 
     messages: int
-    accepted: list[tuple[int, tuple]]  # (index in batch, row head)
+    accepted: list[Accepted]
     rejected: list[tuple[int, str]]  # (index in batch, reason)
     first_offsets: dict[int, int]
     next_offsets: dict[int, int]
@@ -285,8 +295,10 @@ class ParsedBatch:
 def parse_batch(
     batch: list[tuple[int, int, bytes | None, bytes | None]], topic: str
 ) -> ParsedBatch:
-    """Validate raw (partition, offset, key, value) records. Runs in the parser process."""
+    """Validate raw (partition, offset, key, value) records and format the valid ones as COPY
+    lines (the writer thread then sends a batch in one write, with no per-row Python)."""
     accepted, rejected, reasons = [], [], Counter()
+    topic_column = copy_text(topic.encode("utf-8"))
     first: dict[int, int] = {}
     nxt: dict[int, int] = {}
     for i, (partition, offset, key, value) in enumerate(batch):
@@ -299,24 +311,13 @@ def parse_batch(
             reasons[parsed.kind] += 1
         else:
             e = parsed
-            head = (
-                e["event_id"],
-                e["order"]["order_id"],
-                e["event_type"],
-                e["event_time"],
-                e["sequence"],
+            # The head columns match the schema's patterns: nothing in them needs escaping.
+            head = f"{e.event_id}\t{e.order.order_id}\t{e.event_type}\t{e.event_time}\t{e.sequence}"
+            line = b"\t".join(
+                (head.encode(), copy_text(value), topic_column, b"%d\t%d\n" % (partition, offset))
             )
-            accepted.append((i, head))
+            accepted.append(Accepted(partition, offset, line))
     return ParsedBatch(len(batch), accepted, rejected, first, nxt, dict(reasons))
-
-
-def _parser_init() -> None:
-    # The main process owns signals: it lets the batches in flight finish, then stops us.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
 
 
 class _SeekToStoredOffsets(ConsumerRebalanceListener):
@@ -334,7 +335,13 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
 
 
 class Ingestor:
-    """Consumes the topic in batches and writes them exactly once to PostgreSQL."""
+    """Consumes the topic in batches and writes them exactly once to PostgreSQL.
+
+    With ``partitions=None`` it subscribes as a member of the consumer group (Kafka spreads the
+    partitions over the members and rebalances when one comes or goes); with a list it reads
+    exactly those partitions (`kafka_io.workers` gives each of its processes such a share).
+    Either way each partition resumes at the offset stored in PostgreSQL.
+    """
 
     def __init__(
         self,
@@ -345,6 +352,7 @@ class Ingestor:
         schema: str | None = None,
         max_batch: int = 5000,
         poll_timeout_ms: int = 500,
+        partitions: Sequence[int] | None = None,
     ):
         self.settings = settings
         self.topic = topic or settings.kafka_topic
@@ -352,13 +360,13 @@ class Ingestor:
         self.schema = schema or settings.raw_schema
         self.max_batch = max_batch
         self.poll_timeout_ms = poll_timeout_ms
+        self.partitions = None if partitions is None else sorted(partitions)
         self.sink = PostgresSink(settings.pg_dsn, self.schema, self.group, self.topic)
         self.consumer: KafkaConsumer | None = None
         self.stop = StopFlag()
-        # Pipeline: poll (this process) → parse (parser process) → write (writer thread).
-        self._parser: ProcessPoolExecutor | None = None
+        # Pipeline: poll + validate batch N+1 (this thread) while batch N is written (writer
+        # thread, which mostly waits on PostgreSQL's COPY).
         self._writer: ThreadPoolExecutor | None = None
-        self._parsing: tuple[Future, list] | None = None
         self._writing: tuple[Future, ParsedBatch] | None = None
         self._stats = IngestStats()  # the current run's, also fed by rebalance-time drains
 
@@ -378,7 +386,12 @@ class Ingestor:
                 session_timeout_ms=6000,
                 heartbeat_interval_ms=2000,
             )
-            self.consumer.subscribe([self.topic], listener=_SeekToStoredOffsets(self))
+            if self.partitions is None:
+                self.consumer.subscribe([self.topic], listener=_SeekToStoredOffsets(self))
+            else:
+                assigned = [TopicPartition(self.topic, p) for p in self.partitions]
+                self.consumer.assign(assigned)
+                self.seek_to_stored(assigned)
         return self.consumer
 
     def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
@@ -407,25 +420,16 @@ class Ingestor:
         """Ingest until caught up with the end offsets seen at start (or ``stop_at``), or,
         with ``until_caught_up=False``, until SIGINT/SIGTERM.
 
-        Pipelined over two processes: while the writer process validates and writes batch N
-        (one transaction per batch, in order), this process polls and decodes batch N+1 from
-        Kafka. At most one batch is in flight; it is always finished before a rebalance, a stop
-        or the end, and only then are its offsets mirrored to Kafka.
+        Pipelined: while the writer thread writes batch N (one transaction per batch, in order),
+        this thread polls and validates batch N+1. At most one batch is in flight; it is always
+        finished before a rebalance, a stop or the end, and only then are its offsets mirrored
+        to Kafka.
         """
         stats = self._stats = IngestStats()
         started = time.monotonic()
         # Signals first: a SIGTERM during start-up must not kill us mid-way either.
-        parser_pool = ProcessPoolExecutor(
-            1,
-            mp_context=multiprocessing.get_context("spawn"),  # never fork Kafka's threads
-            initializer=_parser_init,
-        )
-        with (
-            self.stop.on_signals(),
-            parser_pool as parser,
-            ThreadPoolExecutor(1, "olist-writer") as writer,
-        ):
-            self._parser, self._writer = parser, writer
+        with self.stop.on_signals(), ThreadPoolExecutor(1, "olist-writer") as writer:
+            self._writer = writer
             try:
                 with psycopg.connect(self.settings.pg_dsn, autocommit=True) as conn:
                     migrate(conn, self.schema)
@@ -439,10 +443,7 @@ class Ingestor:
                     )
                     batch = self._bounded(records, stop_at)
                     if batch:
-                        parsing = (parser.submit(parse_batch, batch, self.topic), batch)
-                        if self._parsing is not None:
-                            self._write_next()
-                        self._parsing = parsing
+                        self._write(parse_batch(batch, self.topic), batch)
                         idle_since = time.monotonic()
                     else:
                         # Nothing new: flush what is in flight rather than hold it back.
@@ -461,26 +462,19 @@ class Ingestor:
             except BaseException:
                 # Never write a batch after one that failed (that would leave a hole): drop
                 # what is not written yet; the offsets in PostgreSQL say where to resume.
-                self._parsing = self._writing = None
+                self._writing = None
                 raise
         stats.seconds = time.monotonic() - started
         return stats
 
     def drain(self) -> None:
-        """Finish every batch in flight, in order (before a rebalance, a stop or the end)."""
-        if self._parsing is not None:
-            self._write_next()
+        """Finish the batch in flight (before a rebalance, a stop or the end)."""
         self._finish_write()
 
-    def _write_next(self) -> None:
-        """Hand the parsed batch to the writer thread, once the previous write is done."""
-        future, batch = self._parsing
-        self._parsing = None
-        parsed: ParsedBatch = future.result()  # re-raises the parser's error
-        accepted = [
-            Accepted(head, batch[i][3], batch[i][0], batch[i][1]) for i, head in parsed.accepted
-        ]
+    def _write(self, parsed: ParsedBatch, batch: list) -> None:
+        """Hand a validated batch to the writer thread, once the previous write is done."""
         rejected = [(*batch[i][:4], reason) for i, reason in parsed.rejected]
+        accepted, parsed.accepted = parsed.accepted, []  # the writer owns them now
         self._finish_write()
         self._writing = (
             self._writer.submit(

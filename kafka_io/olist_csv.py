@@ -15,7 +15,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any
 
-from kafka_io.contract import SCHEMA_VERSION, Event
+from kafka_io.contract import SCHEMA_VERSION, EventDocument
 
 ORDERS = "olist_orders_dataset"
 ORDER_ITEMS = "olist_order_items_dataset"
@@ -114,7 +114,7 @@ def lifecycle(order: OlistOrder) -> list[LifecycleStep]:
     return steps
 
 
-def iter_order_events(order: OlistOrder) -> Iterator[Event]:
+def iter_order_events(order: OlistOrder) -> Iterator[EventDocument]:
     """The order's lifecycle events, in sequence order; the last one reproduces the Olist row."""
     snapshot = _Snapshot.of(order)
     for step in lifecycle(order):
@@ -176,7 +176,7 @@ class _Snapshot:
             ),
         )
 
-    def event(self, step: LifecycleStep) -> Event:
+    def event(self, step: LifecycleStep) -> EventDocument:
         order = self.order
         at = step.event_time
         # A timestamp is null iff strictly later than the event: with the carrier-before-
@@ -222,7 +222,7 @@ def _optional_timestamp_text(timestamp: datetime | None) -> str | None:
 # --- Event-time merge (shared by the CSV replay and the synthetic generator) -----------------
 
 
-def events_in_time_order(orders: Iterable[OlistOrder]) -> Iterator[Event]:
+def events_in_time_order(orders: Iterable[OlistOrder]) -> Iterator[EventDocument]:
     """All events of `orders` (given in purchase-time order) in event-time order.
 
     Ties go by the order's position, then sequence. An order's events are never earlier than
@@ -247,7 +247,7 @@ def events_in_time_order(orders: Iterable[OlistOrder]) -> Iterator[Event]:
 
 def _pop_until(
     pending: list[tuple[datetime, int, int, _Snapshot, LifecycleStep]], until: datetime | None
-) -> Iterator[Event]:
+) -> Iterator[EventDocument]:
     while pending and (until is None or pending[0][0] <= until):
         _, _, _, snapshot, step = heapq.heappop(pending)
         yield snapshot.event(step)
@@ -256,7 +256,7 @@ def _pop_until(
 # --- Reading a directory of Olist CSVs --------------------------------------------------------
 
 
-def replay_events(data_dir: str | Path) -> Iterator[Event]:
+def replay_events(data_dir: str | Path) -> Iterator[EventDocument]:
     """Every event of every order in `data_dir`, in event-time order."""
     yield from events_in_time_order(read_orders(data_dir))
 

@@ -13,7 +13,7 @@ from decimal import Decimal
 from itertools import accumulate, pairwise
 from typing import Generic, TypeVar
 
-from kafka_io.contract import Event
+from kafka_io.contract import EventDocument
 from kafka_io.olist_csv import (
     OlistCustomer,
     OlistItem,
@@ -268,7 +268,7 @@ def synthetic_events(
     seed: int = 42,
     start: datetime = DEFAULT_START,
     orders_per_day: float = DEFAULT_ORDERS_PER_DAY,
-) -> Iterator[Event]:
+) -> Iterator[EventDocument]:
     """The events of `synthetic_orders(n, seed, ...)`, in event-time order."""
     return events_in_time_order(synthetic_orders(n, seed, start, orders_per_day))
 

@@ -4,6 +4,7 @@ dead letters, crashes (SIGKILL) and several consumers in one group."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import time
@@ -163,7 +164,10 @@ def test_sigkill_at_several_points_then_restart_is_exactly_once(settings, raw_sc
     # Kill mid-run at growing progress points: the process dies wherever it is (between
     # batches, inside a transaction, before the Kafka commit).
     for progress in (150, 1500, 4000):
-        proc = start_ingest(kafka_topic, raw_schema, group, "--follow", "--batch-size", "97")
+        # One process: the one killed is the one writing (see test_workers_* for several).
+        proc = start_ingest(
+            kafka_topic, raw_schema, group, "--follow", "--batch-size", "97", "--workers", "1"
+        )
         wait_for_rows(settings, raw_schema, progress)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
@@ -207,3 +211,87 @@ def test_two_consumers_in_one_group_are_exactly_once(settings, raw_schema, kafka
     new_events = [int(re.search(r"(\d+) new events", out).group(1)) for out, _ in outputs]
     assert sum(new_events) == len(expected)
     assert_exactly_once(settings, raw_schema, group, kafka_topic, expected)
+
+
+def child_pids(pid: int) -> list[int]:
+    path = f"/proc/{pid}/task/{pid}/children"
+    try:
+        with open(path) as f:
+            return [int(p) for p in f.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def wait_for_children(pid: int, count: int, timeout: float = 30) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        # spawn also starts multiprocessing's resource tracker: keep the ingest workers.
+        workers = [c for c in child_pids(pid) if "multiprocessing.spawn" in _cmdline(c)]
+        if len(workers) >= count:
+            return workers
+        time.sleep(0.05)
+    raise AssertionError(f"{count} worker processes not started after {timeout}s")
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode()
+    except FileNotFoundError:
+        return ""
+
+
+def test_workers_share_the_partitions_exactly_once(settings, raw_schema, kafka_topic):
+    events = list(synthetic_events(1200, seed=7))
+    produce_events(settings, kafka_topic, events)
+    group = unique_name("g")
+
+    result = run_ingest(kafka_topic, raw_schema, group, "--workers", "4", "--batch-size", "64")
+
+    assert result.returncode == 0, result.stderr
+    # The report adds up the workers' counts.
+    assert f"ingested {len(events)} messages" in result.stdout
+    assert f"{len(events)} new events, 0 duplicates skipped, 0 dead letters" in result.stdout
+    assert_exactly_once(settings, raw_schema, group, kafka_topic, {e["event_id"] for e in events})
+    # Statically assigned partitions still mirror their offsets to the group in Kafka.
+    assert kafka_committed(settings, group, kafka_topic) == end_offsets(settings, kafka_topic)
+
+
+def test_a_killed_worker_fails_the_run_and_a_rerun_completes_it(settings, raw_schema, kafka_topic):
+    events = list(synthetic_events(3000, seed=8))
+    produce_events(settings, kafka_topic, events)
+    group = unique_name("g")
+    proc = start_ingest(
+        kafka_topic, raw_schema, group, "--until-caught-up", "--workers", "2", "--batch-size", "20"
+    )
+    workers = wait_for_children(proc.pid, 2)
+    wait_for_rows(settings, raw_schema, 200)
+    os.kill(workers[0], signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=120)
+
+    assert proc.returncode == 1
+    assert "olist: error: ingestion stopped: worker 0: died without a result" in stderr
+    partial = fetch(settings, "select count(*) from {schema}.raw_orders", raw_schema)[0][0]
+    assert 0 < partial < len(events)
+    rerun = run_ingest(kafka_topic, raw_schema, group, "--workers", "2")
+    assert rerun.returncode == 0, rerun.stderr
+    assert_exactly_once(settings, raw_schema, group, kafka_topic, {e["event_id"] for e in events})
+
+
+def test_workers_stop_when_their_parent_is_killed(settings, raw_schema, kafka_topic):
+    produce_events(settings, kafka_topic, synthetic_events(200, seed=9))
+    group = unique_name("g")
+    proc = start_ingest(kafka_topic, raw_schema, group, "--follow", "--workers", "2")
+    workers = wait_for_children(proc.pid, 2)
+    wait_for_rows(settings, raw_schema, 1)
+
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+
+    deadline = time.monotonic() + 30
+    while any(_cmdline(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [w for w in workers if _cmdline(w)], "orphaned workers still running"
+    # They stopped cleanly: whatever they wrote is exactly covered by the stored offsets.
+    (count,) = fetch(settings, "select count(*) from {schema}.raw_orders", raw_schema)[0]
+    assert sum(stored_offsets(settings, raw_schema, group, kafka_topic).values()) == count

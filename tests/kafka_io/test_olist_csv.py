@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from kafka_io.contract import encode_event, event_key, parse_event
+from kafka_io.contract import as_document, encode_event, event_key, parse_event
 from kafka_io.olist_csv import (
     OlistCustomer,
     OlistItem,
@@ -135,7 +135,7 @@ def row_of_event(event: dict[str, Any]) -> dict[str, Any]:
 
 def assert_valid_on_the_wire(events: list[dict[str, Any]]) -> None:
     for event in events:
-        assert parse_event(event_key(event), encode_event(event)) == event
+        assert as_document(parse_event(event_key(event), encode_event(event))) == event
 
 
 # --- The event rule -------------------------------------------------------------------------
@@ -583,7 +583,7 @@ def test_full_replay_gives_the_known_event_count_in_time_order_and_all_valid() -
     for event in replay_events(OLIST_DATA_DIR):
         assert event["event_time"] >= previous
         previous = event["event_time"]
-        assert parse_event(event_key(event), encode_event(event)) == event
+        assert as_document(parse_event(event_key(event), encode_event(event))) == event
         counts[event["event_type"]] += 1
         final_status[event["order"]["order_id"]] = event["order"]["order_status"]
     assert counts == {

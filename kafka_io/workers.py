@@ -1,0 +1,204 @@
+"""Several consumer processes, one share of the partitions each: ingestion on every core.
+
+One Python process validates and formats about 30k events/s while PostgreSQL parses the COPY on
+another core; a second process doubles both. `--until-caught-up` splits the partitions
+statically (no group rebalance to wait for): worker k reads partitions k, k+N, k+2N, ... up to
+the end offsets seen at start. `--follow` starts N members of the consumer group and lets
+Kafka spread the partitions (and rebalance if another consumer joins). Exactly-once does not
+depend on the split: every partition's rows and offsets are written in one transaction and
+fenced under a row lock, whichever process holds it.
+
+Signals: SIGINT/SIGTERM to this process are passed on; each worker finishes its batch in flight
+and exits 0. A worker also stops if its parent disappears (SIGKILL), so none is left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+
+from kafka_io.consumer import Ingestor, IngestStats
+from kafka_io.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class WorkerError(RuntimeError):
+    """A worker process failed; the others finished their shares (PostgreSQL holds where each
+    partition stopped, so a rerun resumes exactly there)."""
+
+
+@dataclass(frozen=True)
+class Share:
+    topic: str
+    group: str
+    schema: str
+    partitions: list[int] | None  # None: a group member, partitions assigned by Kafka
+    stop_at: dict[int, int] | None
+    until_caught_up: bool
+    max_batch: int
+
+
+def default_workers() -> int:
+    return os.cpu_count() or 1
+
+
+def topic_end_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    """Every partition of ``topic`` and its end offset now."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        return {tp.partition: offset for tp, offset in consumer.end_offsets(tps).items()}
+    finally:
+        consumer.close()
+
+
+def ingest(
+    settings: Settings,
+    *,
+    workers: int,
+    topic: str | None = None,
+    group: str | None = None,
+    schema: str | None = None,
+    until_caught_up: bool = True,
+    max_batch: int = 5000,
+) -> IngestStats:
+    """Ingest with ``workers`` processes (1: in this process) and add up what they did."""
+    topic = topic or settings.kafka_topic
+    group = group or settings.kafka_group
+    schema = schema or settings.raw_schema
+    if until_caught_up:
+        stop_at = topic_end_offsets(settings, topic)
+        partitions = sorted(stop_at)
+        n = max(1, min(workers, len(partitions)))
+        shares = [
+            Share(topic, group, schema, partitions[k::n], stop_at, True, max_batch)
+            for k in range(n)
+        ]
+    else:
+        shares = [Share(topic, group, schema, None, None, False, max_batch) for _ in range(workers)]
+    if len(shares) == 1:
+        return _run_share(settings, shares[0])
+    return _run_processes(settings, shares)
+
+
+def _run_share(settings: Settings, share: Share) -> IngestStats:
+    ingestor = Ingestor(
+        settings,
+        topic=share.topic,
+        group=share.group,
+        schema=share.schema,
+        max_batch=share.max_batch,
+        partitions=share.partitions,
+    )
+    try:
+        return ingestor.run(until_caught_up=share.until_caught_up, stop_at=share.stop_at)
+    finally:
+        ingestor.close()
+
+
+def _run_processes(settings: Settings, shares: list[Share]) -> IngestStats:
+    started = time.monotonic()
+    context = multiprocessing.get_context("spawn")  # never fork Kafka's threads
+    results: Any = context.SimpleQueue()
+    level = logging.getLogger().getEffectiveLevel()
+    processes = [
+        context.Process(
+            target=_worker_main,
+            args=(settings, share, k, results, os.getpid(), level),
+            name=f"olist-ingest-{k}",
+        )
+        for k, share in enumerate(shares)
+    ]
+    with _forward_signals(processes):
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join()
+    outcomes: dict[int, IngestStats | str] = {}
+    while not results.empty():
+        k, outcome = results.get()
+        outcomes[k] = outcome
+    failures = [
+        f"worker {k}: " + (outcome if isinstance(outcome, str) else f"exit code {process.exitcode}")
+        for k, process in enumerate(processes)
+        for outcome in [outcomes.get(k, "died without a result")]
+        if not isinstance(outcome, IngestStats) or process.exitcode != 0
+    ]
+    if failures:
+        raise WorkerError("; ".join(failures))
+    total = merge([outcomes[k] for k in range(len(processes))])  # type: ignore[misc]
+    total.seconds = time.monotonic() - started
+    return total
+
+
+def merge(parts: list[IngestStats]) -> IngestStats:
+    total = IngestStats()
+    for part in parts:
+        total.messages += part.messages
+        total.inserted += part.inserted
+        total.duplicates += part.duplicates
+        total.rejected += part.rejected
+        total.batches += part.batches
+        for kind, n in part.rejected_reasons.items():
+            total.rejected_reasons[kind] = total.rejected_reasons.get(kind, 0) + n
+        for p, r in part.ranges.items():
+            total.add_range(p, r.first, r.last)
+    return total
+
+
+@contextmanager
+def _forward_signals(processes: list[multiprocessing.process.BaseProcess]):
+    def forward(signum: int, _frame: object) -> None:
+        for process in processes:
+            if process.pid is not None and process.is_alive():
+                os.kill(process.pid, signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _worker_main(
+    settings: Settings, share: Share, k: int, results: Any, parent: int, level: int
+) -> None:
+    logging.basicConfig(level=level, format=f"%(asctime)s %(levelname)s worker-{k} %(message)s")
+    # As in the CLI: kafka-python's own warnings only when verbose (it retries by itself).
+    logging.getLogger("kafka").setLevel(
+        logging.WARNING if level <= logging.INFO else logging.CRITICAL
+    )
+    _stop_when_orphaned(parent)
+    try:
+        stats = _run_share(settings, share)
+    except BaseException as exc:  # reported to the parent, which exits non-zero
+        log.exception("worker %d failed", k)
+        results.put((k, f"{type(exc).__name__}: {exc}"))
+        raise SystemExit(1) from None
+    results.put((k, stats))
+
+
+def _stop_when_orphaned(parent: int) -> None:
+    """If the parent dies (even SIGKILL), finish the batch in flight and stop like on SIGTERM."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="olist-orphan-watch", daemon=True).start()
