@@ -238,7 +238,7 @@ class PostgresSink:
         """Rows inserted per partition. Fast path: one COPY straight into raw_orders. A replay
         (an event_id already there) makes it fail; then, under a savepoint rollback, the batch
         goes through a temp table and INSERT ... ON CONFLICT DO NOTHING, which skips them."""
-        # The parser process formatted the lines: one write here, no per-row Python.
+        # parse_batch formatted the lines: one write here, no per-row Python under the GIL.
         data = b"".join(a.line for a in events)
         try:
             with conn.transaction(), conn.cursor() as cur, cur.copy(self._q_copy_direct) as copy:
@@ -282,7 +282,7 @@ def retrying(sink: PostgresSink, fn, *args):
 
 @dataclass
 class ParsedBatch:
-    """The validation verdicts of one batch, small enough to send between processes."""
+    """The validation verdicts of one batch: COPY lines for the valid events, reasons for the rest."""
 
     messages: int
     accepted: list[Accepted]

@@ -350,7 +350,7 @@ def test_version_is_named_in_the_contract() -> None:
     assert load_schema()["properties"]["schema_version"] == {"const": 1}
 
 
-# --- The compiled fast path against jsonschema ----------------------------------------------
+# --- The typed fast path against jsonschema ------------------------------------------------
 
 
 def test_schema_file_is_a_valid_draft_2020_12_schema() -> None:
