@@ -24,9 +24,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from kafka import KafkaConsumer, TopicPartition
 
 from kafka_io.consumer import Ingestor, IngestStats
+from kafka_io.migrations import migrate
 from kafka_io.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -77,14 +79,19 @@ def ingest(
     topic = topic or settings.kafka_topic
     group = group or settings.kafka_group
     schema = schema or settings.raw_schema
-    if until_caught_up:
-        stop_at = topic_end_offsets(settings, topic)
+    # Here, before any worker starts: a missing service fails once, with its own message.
+    with psycopg.connect(settings.pg_dsn, autocommit=True) as conn:
+        migrate(conn, schema)
+    stop_at = topic_end_offsets(settings, topic)
+    if until_caught_up and stop_at:
         partitions = sorted(stop_at)
         n = max(1, min(workers, len(partitions)))
         shares = [
             Share(topic, group, schema, partitions[k::n], stop_at, True, max_batch)
             for k in range(n)
         ]
+    elif until_caught_up:  # no such topic (yet): one group member, as a plain consumer would
+        shares = [Share(topic, group, schema, None, None, True, max_batch)]
     else:
         shares = [Share(topic, group, schema, None, None, False, max_batch) for _ in range(workers)]
     if len(shares) == 1:

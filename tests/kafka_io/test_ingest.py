@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import time
 
 import psycopg
@@ -17,6 +18,7 @@ from tests.conftest import unique_name
 from tests.kafka_io.ingest_helpers import (
     end_offsets,
     fetch,
+    ingest_cmd,
     kafka_committed,
     produce_events,
     produce_raw,
@@ -295,3 +297,25 @@ def test_workers_stop_when_their_parent_is_killed(settings, raw_schema, kafka_to
     # They stopped cleanly: whatever they wrote is exactly covered by the stored offsets.
     (count,) = fetch(settings, "select count(*) from {schema}.raw_orders", raw_schema)[0]
     assert sum(stored_offsets(settings, raw_schema, group, kafka_topic).values()) == count
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_missing_postgresql_or_kafka_is_named_in_one_line(raw_schema, kafka_topic):
+    cmd = ingest_cmd(kafka_topic, raw_schema, unique_name("g"), "--until-caught-up")
+    for env, expected in (
+        ({"OLIST_PG_DSN": f"postgresql://x:y@127.0.0.1:{_free_port()}/olist"}, "PostgreSQL at"),
+        ({"OLIST_KAFKA_BOOTSTRAP": f"127.0.0.1:{_free_port()}"}, "Kafka at 127.0.0.1:"),
+    ):
+        result = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=120, env={**os.environ, **env}
+        )
+        assert result.returncode == 1, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert lines[-1].startswith(f"olist: error: {expected}"), result.stderr
