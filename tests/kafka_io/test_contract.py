@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import typing
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -465,11 +466,13 @@ def test_typed_model_has_the_fields_of_the_schema_file() -> None:
         assert set(struct.__struct_fields__) == set(node["properties"]) == set(node["required"])
         assert node["additionalProperties"] is False
         assert struct.__struct_config__.forbid_unknown_fields
+        # Enumerations: the Literal types list exactly the schema's values.
+        for name, hint in typing.get_type_hints(struct).items():
+            if typing.get_origin(hint) is typing.Literal and "enum" in node["properties"][name]:
+                assert set(typing.get_args(hint)) == set(node["properties"][name]["enum"])
 
 
 def _nested_structs(struct: type) -> Iterator[type]:
-    import typing
-
     for hint in typing.get_type_hints(struct).values():
         for candidate in (hint, *typing.get_args(hint)):
             if isinstance(candidate, type) and issubclass(candidate, msgspec.Struct):
