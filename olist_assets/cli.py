@@ -118,6 +118,28 @@ def bench_e2e(rounds: int, orders: int, output: Path) -> None:
     )
 
 
+@bench.command("dbt")
+@click.option("--data-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=REPO_ROOT.parent / "shared/data/olist", show_default=True,
+              help="The real Olist CSVs.")  # fmt: skip
+@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("bench/results/dbt.json"), show_default=True)  # fmt: skip
+def bench_dbt(data_dir: Path, repeat: int, output: Path) -> None:
+    """dbt parse, full build, incremental build after +1% events (real data, isolated schemas)."""
+    import json
+    import tempfile
+
+    from olist_assets.dbt.bench import run_dbt_bench, table
+
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run_dbt_bench(get_settings(), data_dir, repeat, Path(tmp), click.echo)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2) + "\n")
+    click.echo(table(result))
+    click.echo(f"→ {output}")
+
+
 def main(argv: list[str] | None = None) -> int:
     return kafka_io_main(argv, cli)
 

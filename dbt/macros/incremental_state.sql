@@ -24,6 +24,10 @@
         source_ingested_at timestamptz,
         updated_at timestamptz not null default now()
     );
+    -- Per-batch tests (macros/batch_tests.sql): the bound of each model's last build.
+    alter table {{ state }}
+    add column if not exists batch_from timestamptz,
+    add column if not exists batch_invocation_id text;
 {%- endmacro %}
 
 

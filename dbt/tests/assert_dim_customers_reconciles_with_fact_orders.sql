@@ -1,6 +1,11 @@
--- dim_customers must add up to fact_orders: one customer per distinct customer_unique_id,
--- every order counted once, lifetime value = order_value of revenue orders.
--- Returns one row per measure that disagrees.
+-- dim_customers must add up to fact_orders, customer by customer: one row per
+-- customer_unique_id of fact_orders, every order counted once, lifetime value = order_value of
+-- revenue orders. Per batch, over the customers dim_customers' last build rewrote; every
+-- customer after a full build or on schedule. Returns one row per customer that disagrees.
+
+-- depends_on: {{ ref('int_orders_latest') }}
+
+{%- set since = none if full_history_tests() else last_batch('dim_customers')[0] %}
 
 with
 
@@ -16,43 +21,64 @@ dim_customers as (
 
 ),
 
+{% if since is not none %}
+
+    changed_customers as (
+
+        select distinct customer_unique_id
+        from {{ ref('int_orders_latest') }}
+        where _source_ingested_at > {{ since }}
+
+    ),
+
+{% endif %}
+
 from_fact as (
 
     select
-        count(distinct customer_unique_id) as customer_count,
+        customer_unique_id,
         count(*) as order_count,
         coalesce(sum(order_value) filter (where {{ is_revenue_order('order_status') }}), 0)
             as lifetime_value
     from fact_orders
+    {% if since is not none %}
+        where customer_unique_id in (select * from changed_customers)
+    {% endif %}
+    group by customer_unique_id
 
 ),
 
 from_dim as (
 
     select
-        count(*) as customer_count,
-        coalesce(sum(total_orders), 0) as order_count,
-        coalesce(sum(lifetime_value), 0) as lifetime_value
+        customer_unique_id,
+        total_orders as order_count,
+        lifetime_value
     from dim_customers
+    {% if since is not none %}
+        where customer_unique_id in (select * from changed_customers)
+    {% endif %}
 
 ),
 
-compared as (
+final as (
 
     select
-        measures.measure,
-        measures.fact_value,
-        measures.dim_value
+        coalesce(from_fact.customer_unique_id, from_dim.customer_unique_id)
+            as customer_unique_id,
+        from_fact.order_count as fact_order_count,
+        from_dim.order_count as dim_order_count,
+        from_fact.lifetime_value as fact_lifetime_value,
+        from_dim.lifetime_value as dim_lifetime_value
     from from_fact
-    cross join from_dim
-    cross join lateral (
-        values
-        ('customer_count', from_fact.customer_count::numeric, from_dim.customer_count::numeric),
-        ('order_count', from_fact.order_count, from_dim.order_count),
-        ('lifetime_value', from_fact.lifetime_value, from_dim.lifetime_value)
-    ) as measures (measure, fact_value, dim_value)
+    full outer join from_dim
+        on from_fact.customer_unique_id = from_dim.customer_unique_id
+    where
+        from_fact.customer_unique_id is null
+        or from_dim.customer_unique_id is null
+        or (from_fact.order_count, from_fact.lifetime_value)
+        is distinct from (from_dim.order_count, from_dim.lifetime_value)
 
 )
 
-select * from compared
-where fact_value is distinct from dim_value
+select * from final

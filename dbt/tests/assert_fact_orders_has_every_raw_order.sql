@@ -1,43 +1,55 @@
--- fact_orders holds exactly one row per order present in raw_orders: same count as the
--- distinct order_ids in raw (fact_orders.order_id is tested unique separately).
--- Returns a row when the counts differ.
+-- fact_orders holds exactly one row per order present in raw_orders (fact_orders.order_id is
+-- tested unique separately): no raw order is missing from it, no row of it lacks raw events.
+-- Per batch, over the orders fact_orders' last build rewrote (= the orders with an event
+-- ingested since its lower bound); whole tables after a full build or on schedule.
+-- Returns one row per order found on one side only.
+
+-- depends_on: {{ ref('int_orders_latest') }}
+
+{%- set since = none if full_history_tests() else last_batch('fact_orders')[0] %}
 
 with
 
 raw_orders as (
 
     select * from {{ source('raw', 'raw_orders') }}
+    {% if since is not none %}
+        where ingested_at > {{ since }}
+    {% endif %}
 
 ),
 
 fact_orders as (
 
     select * from {{ ref('fact_orders') }}
+    {% if since is not none %}
+        where
+            order_id in (
+                select latest_orders.order_id
+                from {{ ref('int_orders_latest') }} as latest_orders
+                where latest_orders._source_ingested_at > {{ since }}
+            )
+    {% endif %}
 
 ),
 
-raw_count as (
+raw_order_ids as (
 
-    select count(distinct order_id) as order_count
+    select distinct order_id
     from raw_orders
-
-),
-
-fact_count as (
-
-    select count(*) as order_count
-    from fact_orders
 
 ),
 
 final as (
 
     select
-        raw_count.order_count as raw_order_count,
-        fact_count.order_count as fact_order_count
-    from raw_count
-    cross join fact_count
-    where raw_count.order_count != fact_count.order_count
+        coalesce(raw_order_ids.order_id, fact_orders.order_id) as order_id,
+        raw_order_ids.order_id is not null as in_raw,
+        fact_orders.order_id is not null as in_fact_orders
+    from raw_order_ids
+    full outer join fact_orders
+        on raw_order_ids.order_id = fact_orders.order_id
+    where raw_order_ids.order_id is null or fact_orders.order_id is null
 
 )
 

@@ -1,4 +1,9 @@
-"""`dbt build` as assets (tests land as asset checks), with row counts and a revenue summary."""
+"""`dbt build` as assets (tests land as asset checks), with row counts and a revenue summary.
+
+After each ingestion batch the build tests only what the batch rewrote (dbt/macros/
+batch_tests.sql) and skips the unit tests; a daily scheduled run tests whole tables."""
+
+import json
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
@@ -21,13 +26,33 @@ def top_states_markdown(limit: int = 5) -> str:
     return "\n".join(lines)
 
 
+class DbtBuildConfig(dg.Config):
+    full_history_tests: bool = False
+
+
+def dbt_build_args(full_history_tests: bool = False) -> list[str]:
+    """The `dbt build` arguments of a run.
+
+    Per batch (default): data tests over the rows the batch rewrote (the project scopes them
+    itself), and no unit tests: they test the SQL, which a batch does not change (dbt's advice:
+    run them in development and CI, not on production data). `full_history_tests`: every data
+    test over whole tables, and the unit tests (the scheduled run).
+    """
+    if full_history_tests:
+        return ["build", "--vars", json.dumps({"full_history_tests": True})]
+    return ["build", "--exclude-resource-type", "unit_test"]
+
+
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
     dagster_dbt_translator=OlistDbtTranslator(),
 )
-def olist_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    for event in dbt.cli(["build"], context=context).stream().fetch_row_counts():
+def olist_dbt_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig
+):
+    args = dbt_build_args(config.full_history_tests)
+    for event in dbt.cli(args, context=context).stream().fetch_row_counts():
         if (
             isinstance(event, dg.Output)
             and context.asset_key_for_output(event.output_name) == TOP_STATES_KEY
@@ -61,3 +86,19 @@ def dbt_docs(dbt: DbtCliResource) -> dg.MaterializeResult:
             "catalog": dg.MetadataValue.path(str(target / "catalog.json")),
         }
     )
+
+
+full_history_tests_job = dg.define_asset_job(
+    "dbt_full_history_tests",
+    selection=dg.AssetSelection.assets(olist_dbt_models),
+    config={"ops": {"olist_dbt_models": {"config": {"full_history_tests": True}}}},
+    description="dbt build with every data test over whole tables, and the unit tests.",
+)
+
+# Per-batch runs test only the rows each batch rewrote; once a day every test reads
+# everything, so a row broken outside any batch (or whose failure was ignored) is reported.
+full_history_tests_schedule = dg.ScheduleDefinition(
+    job=full_history_tests_job,
+    cron_schedule="30 3 * * *",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
