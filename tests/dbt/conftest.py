@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 
 import pytest
 
-from kafka_io.contract import Event
+from kafka_io.contract import EventDocument
 from kafka_io.olist_csv import OlistOrder, events_in_time_order, read_orders
 from olist_assets.dbt.sandbox import DbtRun, DbtSandbox
 from tests.conftest import OLIST_DATA_DIR
@@ -54,7 +54,7 @@ def olist_orders() -> list[OlistOrder]:
 def events_of(olist_orders):
     """The project's events of the given orders (CSV rows or ids), in event-time order."""
 
-    def events(orders: Iterable[dict[str, str] | str]) -> list[Event]:
+    def events(orders: Iterable[dict[str, str] | str]) -> list[EventDocument]:
         ids = {o if isinstance(o, str) else o["order_id"] for o in orders}
         return list(events_in_time_order(o for o in olist_orders if o.order_id in ids))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from psycopg import sql
 
-from kafka_io.contract import Event
+from kafka_io.contract import EventDocument
 from tests.dbt.expected_marts import (
     expected_agg_daily_revenue,
     expected_dim_customers,
@@ -24,7 +24,9 @@ TABLES = (
 )
 
 
-def split_stream(events: list[Event]) -> tuple[list[Event], list[Event], set[str], str]:
+def split_stream(
+    events: list[EventDocument],
+) -> tuple[list[EventDocument], list[EventDocument], set[str], str]:
     """First half / second half of the stream (by event time), then hold back some
     cancelations and one out-of-order event so that the second batch changes old orders."""
     half = len(events) // 2
