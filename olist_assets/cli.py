@@ -120,20 +120,24 @@ def bench_e2e(rounds: int, orders: int, output: Path) -> None:
 
 @bench.command("dbt")
 @click.option("--data-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              default=REPO_ROOT.parent / "shared/data/olist", show_default=True,
-              help="The real Olist CSVs.")  # fmt: skip
+              default=None, help="The real Olist CSVs [default: ../shared/data/olist].")  # fmt: skip
+@click.option("--synthetic", type=click.IntRange(min=1), default=None,
+              help="N synthetic orders instead of the real data (how it scales).")  # fmt: skip
 @click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("bench/results/dbt.json"), show_default=True)  # fmt: skip
-def bench_dbt(data_dir: Path, repeat: int, output: Path) -> None:
-    """dbt parse, full build, incremental build after +1% events (real data, isolated schemas)."""
+def bench_dbt(data_dir: Path | None, synthetic: int | None, repeat: int, output: Path) -> None:
+    """dbt parse, full build, incremental build after +1% events (isolated schemas)."""
     import json
     import tempfile
 
     from olist_assets.dbt.bench import run_dbt_bench, table
 
+    if data_dir is None and synthetic is None:
+        data_dir = REPO_ROOT.parent / "shared/data/olist"
+    events = _event_source(data_dir, synthetic, 42)
     with tempfile.TemporaryDirectory() as tmp:
-        result = run_dbt_bench(get_settings(), data_dir, repeat, Path(tmp), click.echo)
+        result = run_dbt_bench(get_settings(), events, repeat, Path(tmp), click.echo)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2) + "\n")
     click.echo(table(result))

@@ -1,5 +1,5 @@
 """`olist bench dbt`: `dbt parse`, the full build, and the incremental build after 1% more events,
-on the real data in a sandbox, with dbt run the way production runs it: dagster-dbt's
+on the real data (or synthetic orders, to see how it scales) in a sandbox, with dbt run the way production runs it: dagster-dbt's
 DbtCliResource (the dbt CLI in a subprocess, partial parsing carried over from the target
 folder) with the run's build arguments (`dbt_build_args`)."""
 
@@ -10,12 +10,12 @@ import io
 import json
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from dagster_dbt import DbtCliResource
 
-from kafka_io.olist_csv import replay_events
+from kafka_io.contract import EventDocument
 from kafka_io.settings import Settings
 from olist_assets.dbt.assets import dbt_build_args
 from olist_assets.dbt.project import dbt_project
@@ -84,12 +84,12 @@ class TimedDbt:
 
 def run_dbt_bench(
     settings: Settings,
-    data_dir: Path,
+    events: Iterable[EventDocument],
     repeat: int,
     work_dir: Path,
     echo: Callable[[str], None] = print,
 ) -> dict:
-    events = list(replay_events(data_dir))
+    events = list(events)
     cut = len(events) * 99 // 100
     history, batch = events[:cut], events[cut:]
     echo(f"{len(events):,} events: {len(history):,} history, then a batch of {len(batch):,}")

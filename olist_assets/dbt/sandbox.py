@@ -21,7 +21,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from kafka_io.contract import Event, encode_event
+from kafka_io.contract import EventDocument, encode_event
 from kafka_io.migrations import migrate
 from kafka_io.settings import Settings
 from kafka_io.stack.postgres import provision_raw_schema
@@ -111,7 +111,7 @@ class DbtSandbox:
     def schema(self, name: str, prefix: str | None = None) -> str:
         return f"{self.prefix if prefix is None else prefix}{name}"
 
-    def load(self, events: Iterable[Event]) -> int:
+    def load(self, events: Iterable[EventDocument]) -> int:
         """COPY events into raw_orders in one transaction, as the consumer stores them: the
         payload is the message value (`encode_event`), offsets continue from the last load.
         Returns the number of events loaded."""
