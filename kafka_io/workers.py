@@ -127,24 +127,31 @@ def _run_processes(settings: Settings, shares: list[Share]) -> IngestStats:
         )
         for k, share in enumerate(shares)
     ]
-    with _forward_signals(processes):
+    with _forward_signals(processes) as stopping:
         for process in processes:
-            process.start()
+            if not stopping.is_set():  # a signal before the start: start no more workers
+                process.start()
         for process in processes:
-            process.join()
+            if process.pid is not None:
+                process.join()
     outcomes: dict[int, IngestStats | str] = {}
     while not results.empty():
         k, outcome = results.get()
         outcomes[k] = outcome
-    failures = [
-        f"worker {k}: " + (outcome if isinstance(outcome, str) else f"exit code {process.exitcode}")
-        for k, process in enumerate(processes)
-        for outcome in [outcomes.get(k, "died without a result")]
-        if not isinstance(outcome, IngestStats) or process.exitcode != 0
-    ]
+    failures, parts = [], []
+    for k, process in enumerate(processes):
+        if process.pid is None:  # never started (stopped first): nothing done, nothing lost
+            continue
+        outcome = outcomes.get(k, "died without a result")
+        if isinstance(outcome, IngestStats) and process.exitcode == 0:
+            parts.append(outcome)
+        elif isinstance(outcome, str):
+            failures.append(f"worker {k}: {outcome}")
+        else:
+            failures.append(f"worker {k}: exit code {process.exitcode}")
     if failures:
         raise WorkerError("; ".join(failures))
-    total = merge([outcomes[k] for k in range(len(processes))])  # type: ignore[misc]
+    total = merge(parts)
     total.seconds = time.monotonic() - started
     return total
 
@@ -166,17 +173,20 @@ def merge(parts: list[IngestStats]) -> IngestStats:
 
 @contextmanager
 def _forward_signals(processes: list[multiprocessing.process.BaseProcess]):
+    stopping = threading.Event()
+
     def forward(signum: int, _frame: object) -> None:
+        stopping.set()
         for process in processes:
             if process.pid is not None and process.is_alive():
                 os.kill(process.pid, signum)
 
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stopping
         return
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield stopping
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
