@@ -253,6 +253,13 @@ class PostgresSink:
             return Counter(row[0] for row in cur.fetchall())
 
 
+def partition_end_offsets(consumer: KafkaConsumer, topic: str) -> dict[int, int]:
+    """Every partition of ``topic`` and its end offset now (none if the topic does not exist)."""
+    partitions = consumer.partitions_for_topic(topic) or set()
+    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+    return {tp.partition: offset for tp, offset in consumer.end_offsets(tps).items()}
+
+
 class OffsetGapError(RuntimeError):
     """A batch would leave a hole between the stored offset and its first record."""
 
@@ -504,10 +511,7 @@ class Ingestor:
         self._commit_to_kafka(saved)
 
     def end_offsets(self) -> dict[int, int]:
-        consumer = self._consumer()
-        partitions = consumer.partitions_for_topic(self.topic) or set()
-        tps = [TopicPartition(self.topic, p) for p in partitions]
-        return {tp.partition: off for tp, off in consumer.end_offsets(tps).items()}
+        return partition_end_offsets(self._consumer(), self.topic)
 
     def _bounded(self, records: dict, stop_at: dict[int, int] | None) -> list:
         """Flatten a poll result, keeping only records before the stop offsets."""

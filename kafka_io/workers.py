@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
 
-from kafka_io.consumer import Ingestor, IngestStats
+from kafka_io.consumer import Ingestor, IngestStats, partition_end_offsets
 from kafka_io.migrations import migrate
 from kafka_io.settings import Settings
 
@@ -58,9 +58,7 @@ def topic_end_offsets(settings: Settings, topic: str) -> dict[int, int]:
     """Every partition of ``topic`` and its end offset now."""
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        return {tp.partition: offset for tp, offset in consumer.end_offsets(tps).items()}
+        return partition_end_offsets(consumer, topic)
     finally:
         consumer.close()
 
