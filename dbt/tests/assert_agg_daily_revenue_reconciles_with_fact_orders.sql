@@ -5,7 +5,7 @@
 
 -- depends_on: {{ ref('int_orders_latest') }}
 
-{%- set since = none if full_history_tests() else last_batch('agg_daily_revenue')[0] %}
+{%- set cells = rebuilt_rows('agg_daily_revenue') %}
 
 with
 
@@ -21,29 +21,13 @@ agg_daily_revenue as (
 
 ),
 
-{% if since is not none %}
-
-    changed_cells as (
-
-        select distinct
-            purchased_at::date as order_date,
-            customer_state
-        from {{ ref('int_orders_latest') }}
-        where _source_ingested_at > {{ since }}
-
-    ),
-
-{% endif %}
-
 flagged_orders as (
 
     select
         *,
         {{ is_revenue_order('order_status') }} as is_revenue_order
     from fact_orders
-    {% if since is not none %}
-        where (order_date, customer_state) in (select * from changed_cells)
-    {% endif %}
+    where {{ cells }}
 
 ),
 
@@ -77,9 +61,7 @@ from_agg as (
         total_payment,
         items_sold
     from agg_daily_revenue
-    {% if since is not none %}
-        where (order_date, customer_state) in (select * from changed_cells)
-    {% endif %}
+    where {{ cells }}
 
 ),
 

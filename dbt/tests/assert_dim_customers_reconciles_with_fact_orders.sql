@@ -5,7 +5,7 @@
 
 -- depends_on: {{ ref('int_orders_latest') }}
 
-{%- set since = none if full_history_tests() else last_batch('dim_customers')[0] %}
+{%- set customers = rebuilt_rows('dim_customers') %}
 
 with
 
@@ -21,18 +21,6 @@ dim_customers as (
 
 ),
 
-{% if since is not none %}
-
-    changed_customers as (
-
-        select distinct customer_unique_id
-        from {{ ref('int_orders_latest') }}
-        where _source_ingested_at > {{ since }}
-
-    ),
-
-{% endif %}
-
 from_fact as (
 
     select
@@ -41,9 +29,7 @@ from_fact as (
         coalesce(sum(order_value) filter (where {{ is_revenue_order('order_status') }}), 0)
             as lifetime_value
     from fact_orders
-    {% if since is not none %}
-        where customer_unique_id in (select * from changed_customers)
-    {% endif %}
+    where {{ customers }}
     group by customer_unique_id
 
 ),
@@ -55,9 +41,7 @@ from_dim as (
         total_orders as order_count,
         lifetime_value
     from dim_customers
-    {% if since is not none %}
-        where customer_unique_id in (select * from changed_customers)
-    {% endif %}
+    where {{ customers }}
 
 ),
 

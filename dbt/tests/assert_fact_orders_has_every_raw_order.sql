@@ -22,14 +22,7 @@ raw_orders as (
 fact_orders as (
 
     select * from {{ ref('fact_orders') }}
-    {% if since is not none %}
-        where
-            order_id in (
-                select latest_orders.order_id
-                from {{ ref('int_orders_latest') }} as latest_orders
-                where latest_orders._source_ingested_at > {{ since }}
-            )
-    {% endif %}
+    where {{ rebuilt_rows('fact_orders') }}
 
 ),
 
