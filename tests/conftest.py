@@ -7,7 +7,6 @@ schema / topic / consumer group, so tests never see each other's data.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,14 +15,11 @@ import pytest
 from psycopg import sql
 
 from kafka_io.settings import Settings, get_settings
-from kafka_io.stack.postgres import provision_raw_schema
+from kafka_io.stack.common import unique_name
+from kafka_io.stack.postgres import admin_connect, provision_raw_schema
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 OLIST_DATA_DIR = Path(os.environ.get("OLIST_DATA_DIR", REPO_ROOT.parent / "shared/data/olist"))
-
-
-def unique_name(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:10]}"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -45,11 +41,6 @@ def settings() -> Settings:
     if not running and not os.environ.get("OLIST_TEST_EXTERNAL_STACK"):
         pytest.fail("the local stack is not running: run `make up` (or `olist stack up`)")
     return s
-
-
-def admin_connect(settings: Settings) -> psycopg.Connection:
-    """Superuser connection to the warehouse database (tests only)."""
-    return psycopg.connect(settings.admin_dsn_for(settings.pg_database), autocommit=True)
 
 
 @pytest.fixture

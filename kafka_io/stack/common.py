@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -127,3 +128,8 @@ def tail(path: Path, lines: int = 15) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
+
+
+def unique_name(prefix: str) -> str:
+    """A name no other run uses: isolated schemas, topics and groups of tests and benchmarks."""
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"

@@ -217,6 +217,11 @@ def grant_warehouse_privileges(conn: psycopg.Connection, s: Settings, database: 
     )
 
 
+def admin_connect(settings: Settings) -> psycopg.Connection:
+    """Superuser connection to the warehouse database (set-up, isolation, assertions)."""
+    return psycopg.connect(settings.admin_dsn_for(settings.pg_database), autocommit=True)
+
+
 def provision_raw_schema(conn: psycopg.Connection, s: Settings, schema: str) -> None:
     """A raw schema owned by the ingestion role, readable (only) by the dbt role.
 

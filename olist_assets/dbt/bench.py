@@ -19,7 +19,7 @@ from kafka_io.contract import EventDocument
 from kafka_io.settings import Settings
 from olist_assets.dbt.assets import dbt_build_args
 from olist_assets.dbt.project import dbt_project
-from olist_assets.dbt.sandbox import DBT_BIN, DbtSandbox, environ
+from olist_assets.dbt.sandbox import DBT_BIN, DbtSandbox, environ, rows_affected
 
 PHASES = ("model", "test", "unit_test", "operation")
 RECENT_EVENTS = 1000
@@ -32,13 +32,6 @@ def phase_seconds(results: list[dict]) -> dict[str, float]:
         kind = result["unique_id"].split(".")[0]
         totals[kind] = totals.get(kind, 0.0) + result["execution_time"]
     return {kind: round(seconds, 3) for kind, seconds in totals.items()}
-
-
-def rows_affected(results: list[dict], model: str) -> int | None:
-    for result in results:
-        if result["unique_id"] == f"model.olist.{model}":
-            return result["adapter_response"].get("rows_affected")
-    return None
 
 
 class TimedDbt:

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,7 +23,8 @@ from psycopg.rows import dict_row
 from kafka_io.contract import EventDocument, encode_event
 from kafka_io.migrations import migrate
 from kafka_io.settings import Settings
-from kafka_io.stack.postgres import provision_raw_schema
+from kafka_io.stack.common import unique_name
+from kafka_io.stack.postgres import admin_connect, provision_raw_schema
 from olist_assets.dbt.project import DBT_PROJECT_DIR
 
 DBT_BIN = Path(sys.executable).with_name("dbt")
@@ -42,15 +42,6 @@ RAW_COLUMNS = (
 )
 
 
-def unique_name(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:10]}"
-
-
-def admin_connect(settings: Settings) -> psycopg.Connection:
-    """Superuser connection to the warehouse database (set-up, isolation, assertions)."""
-    return psycopg.connect(settings.admin_dsn_for(settings.pg_database), autocommit=True)
-
-
 @dataclass
 class DbtRun:
     returncode: int
@@ -58,10 +49,7 @@ class DbtRun:
     results: list[dict]
 
     def rows_affected(self, model: str) -> int | None:
-        for result in self.results:
-            if result["unique_id"] == f"model.olist.{model}":
-                return result["adapter_response"].get("rows_affected")
-        return None
+        return rows_affected(self.results, model)
 
     def statuses(self) -> dict[str, str]:
         """unique_id → status (success, pass, fail, error, skipped, ...)."""
@@ -231,6 +219,14 @@ class DbtSandbox:
                 conn.execute(
                     sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema))
                 )
+
+
+def rows_affected(results: list[dict], model: str) -> int | None:
+    """Rows `model` wrote in a dbt run (from run_results.json's node results)."""
+    for result in results:
+        if result["unique_id"] == f"model.olist.{model}":
+            return result["adapter_response"].get("rows_affected")
+    return None
 
 
 def read_results(target: Path) -> list[dict]:
