@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     kafka_version: str = "4.1.1"
     kafka_heap: str = "512m"
 
+    # Bounded retry budgets: past them an outage ends in ServiceUnavailableError (a named
+    # failure) instead of a consumer that waits forever. `--follow` ignores them.
+    pg_retry_seconds: float = 60
+    kafka_retry_seconds: float = 60
+
     # Local stack state: one git-ignored folder.
     stack_dir: Path = REPO_ROOT / ".stack"
     # Unprivileged OS user that runs PostgreSQL when we are root.
