@@ -47,6 +47,8 @@ UNKNOWN_SCHEMA_VERSION = "unknown_schema_version"
 SCHEMA_VIOLATION = "schema_violation"
 KEY_MISMATCH = "key_mismatch"
 EVENT_ID_MISMATCH = "event_id_mismatch"
+# A record the contract accepted but PostgreSQL refused (set by the consumer's writer).
+DB_REJECTED = "db_rejected"
 REASON_KINDS = (
     EMPTY,
     OVERSIZED,
@@ -56,6 +58,7 @@ REASON_KINDS = (
     SCHEMA_VIOLATION,
     KEY_MISMATCH,
     EVENT_ID_MISMATCH,
+    DB_REJECTED,
 )
 
 
