@@ -60,6 +60,7 @@ format: setup
 ## lock: re-pin the whole dependency set from pyproject.toml
 lock: setup
 	$(UV) pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+	$(UV) pip compile -q pyproject.toml --python-version 3.11 -c requirements.lock --annotation-style line -o requirements-runtime.lock
 
 ## dev: Dagster webserver + daemon on 127.0.0.1 (Ctrl-C stops both)
 dev: up
