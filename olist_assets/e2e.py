@@ -4,8 +4,12 @@ end-to-end test and by `olist bench e2e` (produce-to-mart latency)."""
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -20,6 +24,7 @@ from kafka_io.settings import Settings
 from kafka_io.stack.common import wait_until
 from kafka_io.stack.postgres import provision_raw_schema
 from kafka_io.synthetic import synthetic_events
+from olist_assets.dbt.project import DBT_PROJECT_DIR
 from olist_assets.devserver import DagsterDev
 from olist_assets.instance import dagster_env
 
@@ -51,6 +56,7 @@ class E2EPipeline:
         )
         self.server: DagsterDev | None = None
         self.orders: set[str] = set()
+        self.prefixes = [self.prefix]  # dbt schema prefixes to drop on stop
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> E2EPipeline:
@@ -81,7 +87,8 @@ class E2EPipeline:
             self.server.stop()
         s = self.base
         with psycopg.connect(s.admin_dsn_for(s.pg_database), autocommit=True) as conn:
-            for schema in (self.raw_schema, self.prefix + "staging", self.prefix + "analytics"):
+            marts = [p + layer for p in self.prefixes for layer in ("staging", "analytics")]
+            for schema in (self.raw_schema, *marts):
                 conn.execute(
                     sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema))
                 )
@@ -166,3 +173,140 @@ class E2EPipeline:
             c["name"]: (c["executionForLatestMaterialization"] or {}).get("status", "NONE")
             for c in checks
         }
+
+    # --- runs driven from outside, as an operator would -----------------------------------
+    def _location(self) -> dict[str, str]:
+        data = self.server.graphql(
+            "{ repositoriesOrError { ... on RepositoryConnection { nodes { name location "
+            "{ name } } } } }"
+        )
+        (repo,) = data["repositoriesOrError"]["nodes"]
+        return {"repositoryName": repo["name"], "repositoryLocationName": repo["location"]["name"]}
+
+    def launch_materialization(self, assets: list[str], run_config: dict | None = None) -> str:
+        """Materialize ``assets`` as the UI's Materialize button does; returns the run id."""
+        data = self.server.graphql(
+            """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) {
+                 __typename ... on LaunchRunSuccess { run { runId } }
+                 ... on PythonError { message } ... on RunConfigValidationInvalid {
+                   errors { message } } } }""",
+            {
+                "p": {
+                    "selector": {
+                        **self._location(),
+                        "jobName": "__ASSET_JOB",
+                        "assetSelection": [{"path": [a]} for a in assets],
+                    },
+                    "runConfigData": run_config or {},
+                }
+            },
+        )
+        result = data["launchRun"]
+        if result["__typename"] != "LaunchRunSuccess":
+            raise RuntimeError(f"launchRun: {result}")
+        return result["run"]["runId"]
+
+    def terminate(self, run_id: str) -> str:
+        """The UI's Terminate button (SIGINT to the run worker, status CANCELING)."""
+        data = self.server.graphql(
+            "mutation($id: String!) { terminateRun(runId: $id) { __typename } }", {"id": run_id}
+        )
+        return data["terminateRun"]["__typename"]
+
+    def set_sensor(self, name: str, running: bool) -> None:
+        selector = {**self._location(), "sensorName": name}
+        if running:
+            self.server.graphql(
+                "mutation($s: SensorSelector!) { startSensor(sensorSelector: $s) { __typename } }",
+                {"s": selector},
+            )
+            return
+        data = self.server.graphql(
+            "query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) { ... on Sensor "
+            "{ jobOriginId sensorState { selectorId } } } }",
+            {"s": selector},
+        )
+        sensor = data["sensorOrError"]
+        self.server.graphql(
+            "mutation($o: String, $s: String) { stopSensor(jobOriginId: $o, jobSelectorId: $s) "
+            "{ __typename } }",
+            {"o": sensor["jobOriginId"], "s": sensor["sensorState"]["selectorId"]},
+        )
+
+    def run_status(self, run_id: str) -> str:
+        data = self.server.graphql(
+            "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }", {"id": run_id}
+        )
+        return data["runOrError"]["status"]
+
+    def wait_for_status(self, run_id: str, statuses: set[str], timeout: float = 120) -> str:
+        if not wait_until(lambda: self.run_status(run_id) in statuses, timeout, 0.5):
+            raise TimeoutError(f"run {run_id} is {self.run_status(run_id)}, not {statuses}")
+        return self.run_status(run_id)
+
+    def run_events(self, run_id: str) -> list[dict]:
+        """The run's event log: type, message, step key, timestamp (ms)."""
+        data = self.server.graphql(
+            """query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events {
+                 __typename ... on MessageEvent { message timestamp stepKey } } } } }""",
+            {"id": run_id},
+        )
+        return data["logsForRun"]["events"]
+
+    def worker_pid(self, run_id: str) -> int | None:
+        """PID of the run worker, from its "Started process for run (pid: N)" engine event."""
+        for event in self.run_events(run_id):
+            found = re.search(r"Started process for run \(pid: (\d+)\)", event.get("message", ""))
+            if found:
+                return int(found.group(1))
+        return None
+
+    def step_window(self, run_id: str, step: str) -> tuple[float, float] | None:
+        """(start, end) in seconds of ``step`` in the run, or None if it never started."""
+        times = {
+            e["__typename"]: float(e["timestamp"]) / 1000
+            for e in self.run_events(run_id)
+            if e.get("stepKey") == step
+            and e["__typename"] in {"ExecutionStepStartEvent", "ExecutionStepSuccessEvent",
+                                    "ExecutionStepFailureEvent"}
+        }  # fmt: skip
+        if "ExecutionStepStartEvent" not in times:
+            return None
+        end = times.get("ExecutionStepSuccessEvent", times.get("ExecutionStepFailureEvent"))
+        return times["ExecutionStepStartEvent"], end if end is not None else float("inf")
+
+    def accounting(self) -> dict[str, int]:
+        """The consumer's own accounting and the rows it covers, read in one snapshot."""
+        query = sql.SQL(
+            "select (select coalesce(sum(inserted), 0) from {o})::bigint as inserted,"
+            " (select coalesce(sum(duplicates), 0) from {o})::bigint as duplicates,"
+            " (select coalesce(sum(rejected), 0) from {o})::bigint as rejected,"
+            " (select count(*) from {r})::bigint as rows"
+        ).format(
+            o=sql.Identifier(self.raw_schema, "consumer_offsets"),
+            r=sql.Identifier(self.raw_schema, "raw_orders"),
+        )
+        with psycopg.connect(self.base.admin_dsn_for(self.base.pg_database)) as conn:
+            inserted, duplicates, rejected, rows = conn.execute(query).fetchone()
+        return {"inserted": inserted, "duplicates": duplicates, "rejected": rejected, "rows": rows}
+
+    def full_refresh(self, prefix: str) -> subprocess.CompletedProcess:
+        """`dbt build --full-refresh` of this pipeline's raw schema into schemas ``prefix``*."""
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("OLIST_")},
+            "OLIST_PG_HOST": self.base.pg_host,
+            "OLIST_PG_PORT": str(self.base.pg_port),
+            "OLIST_PG_DATABASE": self.base.pg_database,
+            "OLIST_RAW_SCHEMA": self.raw_schema,
+            "OLIST_DBT_USER": self.base.dbt_user,
+            "OLIST_DBT_PASSWORD": self.base.dbt_password,
+            "OLIST_SCHEMA_PREFIX": prefix,
+        }
+        self.prefixes.append(prefix)
+        target = self.work_dir / f"target_{prefix}"
+        return subprocess.run(
+            [str(Path(sys.executable).with_name("dbt")), "build", "--full-refresh",
+             "--exclude-resource-type", "unit_test", "--project-dir", str(DBT_PROJECT_DIR),
+             "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target)],
+            env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip

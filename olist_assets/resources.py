@@ -3,6 +3,8 @@ from the environment; these resources only carry what may differ per deployment 
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 import psycopg
 
@@ -19,6 +21,9 @@ class OlistIngestResource(dg.ConfigurableResource):
     topic: str | None = None
     group: str | None = None
     raw_schema: str | None = None
+    # Events per poll and per transaction (Ingestor's default); smaller means a stop or a
+    # termination is honoured sooner, larger means fewer transactions.
+    max_batch: int = 5000
 
     def settings(self) -> Settings:
         base = get_settings()
@@ -30,7 +35,30 @@ class OlistIngestResource(dg.ConfigurableResource):
         return base.model_copy(update=update)
 
     def ingestor(self) -> Ingestor:
-        return Ingestor(self.settings())
+        return Ingestor(self.settings(), max_batch=self.max_batch)
 
     def connect(self) -> psycopg.Connection:
         return psycopg.connect(self.settings().pg_dsn, autocommit=True)
+
+
+# Dagster pools (dagster.yaml `concurrency.pools.default_limit: 1`): every step that ingests a
+# topic for a group, or runs dbt on a warehouse, claims its pool's one slot, whoever started
+# the run (sensor, UI, CLI job, schedule, automation). A run tag only guards the runs that carry
+# it; a pool is on the step itself.
+def ingest_pool(topic: str, group: str) -> str:
+    """The pool of the ingestion of ``topic`` by consumer ``group`` (one at a time)."""
+    return f"olist/ingest/{topic}/{group}"
+
+
+def dbt_pool(database: str, schema_prefix: str = "") -> str:
+    """The pool of dbt on one warehouse: its database and schema prefix (one build at a time)."""
+    return f"olist/dbt/{database}/{schema_prefix or '-'}"
+
+
+def current_ingest_pool() -> str:
+    s = get_settings()
+    return ingest_pool(s.kafka_topic, s.kafka_group)
+
+
+def current_dbt_pool() -> str:
+    return dbt_pool(get_settings().pg_database, os.environ.get("OLIST_SCHEMA_PREFIX", ""))

@@ -12,6 +12,11 @@ from kafka_io.settings import get_settings
 from olist_assets.dbt.marts import top_states
 from olist_assets.dbt.project import dbt_project
 from olist_assets.dbt.translator import OlistDbtTranslator, docs_url
+from olist_assets.resources import current_dbt_pool
+
+# One dbt process per warehouse at a time: the per-batch build of the sensor's run, declarative
+# automation, the docs and the daily full-history job all claim this pool's one slot.
+DBT_POOL = current_dbt_pool()
 
 TOP_STATES_KEY = dg.AssetKey("agg_daily_revenue")
 
@@ -47,6 +52,7 @@ def dbt_build_args(full_history_tests: bool = False) -> list[str]:
     manifest=dbt_project.manifest_path,
     project=dbt_project,
     dagster_dbt_translator=OlistDbtTranslator(),
+    pool=DBT_POOL,
 )
 def olist_dbt_models(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig
@@ -71,6 +77,7 @@ def olist_dbt_models(
     deps=list(olist_dbt_models.keys),
     kinds={"dbt"},
     group_name="docs",
+    pool=DBT_POOL,
     # After the models change, at most every 5 minutes: regenerating the catalog after every
     # small ingestion run would compete with the next run for the CPU.
     automation_condition=dg.AutomationCondition.on_cron("*/5 * * * *"),

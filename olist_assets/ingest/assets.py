@@ -3,8 +3,9 @@
 import dagster as dg
 from psycopg import sql
 
+from kafka_io.errors import IngestError
 from kafka_io.lag import group_lag
-from olist_assets.resources import OlistIngestResource
+from olist_assets.resources import OlistIngestResource, current_ingest_pool
 
 TOPIC_KEY = dg.AssetKey("olist_orders_topic")
 RAW_ORDERS_KEY = dg.AssetKey("raw_orders")
@@ -31,6 +32,17 @@ class IngestConfig(dg.Config):
     stop_at: dict[str, int] | None = None
 
 
+def stored_row_count(conn, schema: str) -> int:
+    """Rows in raw_orders by the consumer's own accounting: one row per partition and group in
+    consumer_offsets, written in the same transaction as the rows (no scan of history)."""
+    (rows,) = conn.execute(
+        sql.SQL("select coalesce(sum(inserted), 0)::bigint from {}").format(
+            sql.Identifier(schema, "consumer_offsets")
+        )
+    ).fetchone()
+    return rows
+
+
 @dg.asset(
     key=RAW_ORDERS_KEY,
     deps=[olist_orders_topic],
@@ -41,7 +53,8 @@ class IngestConfig(dg.Config):
         "stored in PostgreSQL in the same transaction). Poison messages go to "
         "raw.raw_orders_rejected."
     ),
-    tags={"olist/ingest": "true"},
+    # One ingestion of this topic and group at a time, however the run was started.
+    pool=current_ingest_pool(),
 )
 def raw_orders(
     context: dg.AssetExecutionContext, config: IngestConfig, ingest: OlistIngestResource
@@ -51,19 +64,26 @@ def raw_orders(
     stop_at = {int(p): o for p, o in config.stop_at.items()} if config.stop_at else None
     try:
         stats = ingestor.run(until_caught_up=True, stop_at=stop_at)
+    except IngestError as exc:
+        # The one line that names the cause (service and address, or topic and offsets) is
+        # the run's failure; a traceback of the retry machinery would only hide it.
+        raise dg.Failure(description=str(exc)) from None
     finally:
         ingestor.close()
     context.log.info(
         f"ingested {stats.messages} messages: {stats.inserted} new, "
         f"{stats.duplicates} duplicates, {stats.rejected} dead letters"
     )
+    if ingestor.stop:
+        # Dagster terminates a run with SIGINT; the Ingestor's handler took it, finished the
+        # batch in flight and returned. Hand the interrupt back so the run ends CANCELED
+        # instead of succeeding (and its dbt step does not start).
+        raise dg.DagsterExecutionInterruptedError(
+            f"stopped at a batch boundary after {stats.inserted} new events"
+        )
     lag = group_lag(settings.kafka_bootstrap, settings.kafka_group, settings.kafka_topic)
     with ingest.connect() as conn:
-        (rows,) = conn.execute(
-            sql.SQL("select count(*) from {}").format(
-                sql.Identifier(settings.raw_schema, "raw_orders")
-            )
-        ).fetchone()
+        rows = stored_row_count(conn, settings.raw_schema)
     return dg.MaterializeResult(
         metadata={
             "events_ingested": stats.inserted,

@@ -10,7 +10,7 @@ from kafka.errors import KafkaError
 
 from kafka_io.lag import group_lag, offset_range_key
 from olist_assets.ingest.assets import RAW_ORDERS_KEY, IngestConfig
-from olist_assets.resources import OlistIngestResource
+from olist_assets.resources import OlistIngestResource, ingest_pool
 
 INGEST_RUN_TAG = "olist/ingest"
 ACTIVE = [
@@ -20,6 +20,31 @@ ACTIVE = [
     dg.DagsterRunStatus.STARTED,
 ]
 TARGET = dg.AssetSelection.assets(RAW_ORDERS_KEY).downstream() - dg.AssetSelection.groups("docs")
+
+
+def pool_holders(instance: dg.DagsterInstance, pool: str) -> set[str]:
+    """Runs that hold or wait for a slot of ``pool`` (empty where the instance's storage has
+    no pools, e.g. an in-memory test instance)."""
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return set()
+    info = storage.get_concurrency_info(pool)
+    return info.active_run_ids | info.pending_run_ids
+
+
+def ingestion_in_progress(instance: dg.DagsterInstance, topic: str, group: str) -> str | None:
+    """Why a new ingestion run would only wait, or None: one of ours is queued or running, or
+    any run (a manual materialization, a job, a retry) holds or waits for the ingestion pool."""
+    active = instance.get_run_ids(
+        filters=dg.RunsFilter(statuses=ACTIVE, tags={INGEST_RUN_TAG: topic}), limit=1
+    )
+    if active:
+        return f"ingestion run {active[0]} still in progress"
+    pool = ingest_pool(topic, group)
+    holders = pool_holders(instance, pool)
+    if holders:
+        return f"run {sorted(holders)[0]} holds or waits for pool {pool}"
+    return None
 
 
 @dg.sensor(
@@ -33,11 +58,9 @@ def kafka_lag_sensor(
     context: dg.SensorEvaluationContext, ingest: OlistIngestResource
 ) -> dg.SensorResult | dg.SkipReason:
     s = ingest.settings()
-    active = context.instance.get_run_ids(
-        filters=dg.RunsFilter(statuses=ACTIVE, tags={INGEST_RUN_TAG: s.kafka_topic}), limit=1
-    )
-    if active:
-        return dg.SkipReason(f"ingestion run {active[0]} still in progress")
+    busy = ingestion_in_progress(context.instance, s.kafka_topic, s.kafka_group)
+    if busy:
+        return dg.SkipReason(busy)
     try:
         lags = group_lag(s.kafka_bootstrap, s.kafka_group, s.kafka_topic, timeout_ms=3000)
     except KafkaError as exc:
