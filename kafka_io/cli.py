@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import click
 import psycopg
 from kafka.errors import KafkaError
 
+from kafka_io.errors import IngestError, one_line
 from kafka_io.settings import get_settings
 
 
@@ -126,7 +128,7 @@ def replay(data_dir, synthetic, seed, speed, limit, topic, partitions, verbose) 
     except (ReplayError, KafkaError) as exc:
         fail(f"Kafka at {s.kafka_bootstrap}: {exc}")
     except FileNotFoundError as exc:
-        fail(str(exc))
+        fail(f"--data-dir {data_dir}: {exc}" if data_dir else str(exc))
     click.echo(
         f"replayed {stats.events} events to {topic} in {stats.seconds:.1f}s "
         f"({stats.events_per_second:,.0f} events/s)"
@@ -146,6 +148,44 @@ def _event_source(data_dir: Path | None, synthetic: int | None, seed: int):
     return synthetic_events(synthetic, seed=seed)
 
 
+# Kafka's rule for topic names (kafka.common.internals.Topic): checked here so a typo is one
+# line, not a broker error.
+TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+MAX_IDENTIFIER = 63  # PostgreSQL truncates longer names: refuse rather than use another schema
+
+
+def topic_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a Kafka topic, or None."""
+    if name in (".", "..") or not TOPIC_NAME.fullmatch(name):
+        return "a topic name is 1-249 characters of a-z A-Z 0-9 . _ -"
+    return None
+
+
+def group_problem(name: str) -> str | None:
+    """Why ``name`` cannot be our consumer group, or None."""
+    if not name.strip():
+        return "a consumer group must not be empty or blank"
+    if any(not c.isprintable() for c in name) or len(name) > 255:
+        return "a consumer group is at most 255 printable characters"
+    return None
+
+
+def schema_problem(name: str) -> str | None:
+    """Why ``name`` cannot be our raw schema, or None (whether it exists is checked later)."""
+    if not name or len(name.encode()) > MAX_IDENTIFIER or "\0" in name:
+        return f"a schema name is 1-{MAX_IDENTIFIER} bytes"
+    return None
+
+
+def _validated(problem):
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is not None and (why := problem(value)) is not None:
+            raise click.BadParameter(f"{value!r}: {why}", ctx=ctx, param=param)
+        return value
+
+    return callback
+
+
 @cli.command()
 @click.option(
     "--until-caught-up",
@@ -154,9 +194,21 @@ def _event_source(data_dir: Path | None, synthetic: int | None, seed: int):
     help="Stop once the end offsets seen at start are ingested.",
 )
 @click.option("--follow", "mode", flag_value="follow", help="Keep consuming until SIGINT/SIGTERM.")
-@click.option("--topic", default=None, help="Topic (default $OLIST_KAFKA_TOPIC).")
-@click.option("--group", default=None, help="Consumer group (default $OLIST_KAFKA_GROUP).")
-@click.option("--schema", default=None, help="Raw schema (default raw).")
+@click.option(
+    "--topic",
+    default=None,
+    callback=_validated(topic_problem),
+    help="Topic (default $OLIST_KAFKA_TOPIC).",
+)
+@click.option(
+    "--group",
+    default=None,
+    callback=_validated(group_problem),
+    help="Consumer group (default $OLIST_KAFKA_GROUP).",
+)
+@click.option(
+    "--schema", default=None, callback=_validated(schema_problem), help="Raw schema (default raw)."
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=5000, show_default=True)
 @click.option(
     "--workers",
@@ -166,7 +218,13 @@ def _event_source(data_dir: Path | None, synthetic: int | None, seed: int):
 )
 @click.option("-v", "--verbose", is_flag=True)
 def ingest(mode, topic, group, schema, batch_size, workers, verbose) -> None:
-    """Consume the topic into raw.raw_orders exactly once (offsets stored with the rows)."""
+    """Consume the topic into raw.raw_orders exactly once (offsets stored with the rows).
+
+    An outage longer than $OLIST_PG_RETRY_SECONDS / $OLIST_KAFKA_RETRY_SECONDS (default 60)
+    ends with exit 1 naming the service (--follow retries forever). A stored offset that
+    Kafka's log no longer holds (topic recreated or truncated) ends with exit 1 naming the
+    topic, partition and both offsets: see `olist offsets reset`.
+    """
     from kafka_io import workers as ingest_workers
 
     if mode is None:
@@ -183,18 +241,69 @@ def ingest(mode, topic, group, schema, batch_size, workers, verbose) -> None:
             until_caught_up=mode == "until-caught-up",
             max_batch=batch_size,
         )
+    except IngestError as exc:
+        fail(str(exc))
     except KafkaError as exc:
         fail(f"Kafka at {s.kafka_bootstrap}: {exc}")
-    except psycopg.OperationalError as exc:
-        fail(f"PostgreSQL at {s.pg_host}:{s.pg_port}: {str(exc).strip().splitlines()[0]}")
+    except psycopg.Error as exc:
+        fail(f"PostgreSQL at {_pg_address(s)}: {one_line(exc)}")
     except ingest_workers.WorkerError as exc:
-        fail(f"ingestion stopped: {exc}")
+        fail(f"ingestion stopped: {one_line(exc)}")
     reasons = ", ".join(f"{k}={v}" for k, v in sorted(stats.rejected_reasons.items())) or "none"
     click.echo(
         f"ingested {stats.messages} messages in {stats.seconds:.1f}s "
         f"({stats.events_per_second:,.0f}/s): {stats.inserted} new events, "
         f"{stats.duplicates} duplicates skipped, {stats.rejected} dead letters ({reasons})"
     )
+
+
+def _pg_address(s) -> str:
+    from kafka_io.consumer import pg_address
+
+    return pg_address(s.pg_dsn)
+
+
+@cli.group()
+def offsets() -> None:
+    """The consumer's stored offsets: explicit, recorded resets."""
+
+
+@offsets.command("reset")
+@click.option("--topic", default=None, callback=_validated(topic_problem),
+              help="Topic (default $OLIST_KAFKA_TOPIC).")  # fmt: skip
+@click.option("--group", default=None, callback=_validated(group_problem),
+              help="Consumer group (default $OLIST_KAFKA_GROUP).")  # fmt: skip
+@click.option("--schema", default=None, callback=_validated(schema_problem),
+              help="Raw schema (default raw).")  # fmt: skip
+@click.option("--to-log-start", is_flag=True, required=True,
+              help="Resume every partition at Kafka's log start, in a new topic epoch.")  # fmt: skip
+@click.option("--reason", default="operator reset", show_default=True,
+              help="Why, recorded with the reset.")  # fmt: skip
+def offsets_reset(topic, group, schema, to_log_start, reason) -> None:
+    """After `olist ingest` stopped on an offset mismatch (topic deleted and recreated, or
+    records deleted by retention): start a new epoch of the topic at Kafka's log start.
+
+    Recorded in <schema>.topic_epochs and <schema>.offset_resets (who, when, old and new
+    offsets), so the accounting stays explainable; rows already stored stay, and events seen
+    again count as duplicates. The next `olist ingest` reads the whole log of the new epoch.
+    """
+    from kafka_io.consumer import reset_to_log_start
+
+    s = get_settings()
+    topic, group, schema = topic or s.kafka_topic, group or s.kafka_group, schema or s.raw_schema
+    try:
+        epoch, changes = reset_to_log_start(s, topic=topic, group=group, schema=schema,
+                                            reason=reason)  # fmt: skip
+    except IngestError as exc:
+        fail(str(exc))
+    except KafkaError as exc:
+        fail(f"Kafka at {s.kafka_bootstrap}: {exc}")
+    except psycopg.Error as exc:
+        fail(f"PostgreSQL at {_pg_address(s)}: {one_line(exc)}")
+    for partition, old, new in changes:
+        click.echo(f"{topic}[{partition}]: next_offset {old if old is not None else 'none'} "
+                   f"-> {new} (epoch {epoch})")  # fmt: skip
+    click.echo(f"{topic} epoch {epoch} starts at Kafka's log start for group {group}")
 
 
 @cli.group()

@@ -8,6 +8,7 @@ event. Offsets are also committed to Kafka after the database commit, for standa
 
 from __future__ import annotations
 
+import getpass
 import logging
 import signal
 import threading
@@ -21,12 +22,15 @@ from dataclasses import dataclass, field
 import psycopg
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 from psycopg import sql
-from tenacity import Retrying, retry_if_exception_type, stop_never, wait_exponential
+from psycopg.conninfo import conninfo_to_dict
+from tenacity import Retrying, retry_if_exception, stop_after_delay, stop_never, wait_exponential
 
-from kafka_io.contract import Rejection, parse_event
-from kafka_io.migrations import migrate
+from kafka_io.contract import DB_REJECTED, Rejection, parse_event
+from kafka_io.errors import IngestError, OffsetMismatchError, ServiceUnavailableError, one_line
+from kafka_io.migrations import current_epoch, migrate_dsn, start_epoch
 from kafka_io.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,7 +38,11 @@ log = logging.getLogger(__name__)
 # raw_orders' columns that ingestion writes (ingested_at is the database's clock).
 EVENT_COLUMNS = (
     "event_id, order_id, event_type, event_time, sequence, payload, "
-    "kafka_topic, kafka_partition, kafka_offset"
+    "kafka_topic, kafka_epoch, kafka_partition, kafka_offset"
+)
+DEAD_LETTER_COLUMNS = (
+    "kafka_topic, kafka_epoch, kafka_partition, kafka_offset, message_key, message_value, "
+    "error_reason"
 )
 
 
@@ -122,25 +130,28 @@ class StopFlag:
 class PostgresSink:
     """Writes one batch (events, dead letters, offsets) per transaction, with fencing."""
 
-    def __init__(self, dsn: str, schema: str, group: str, topic: str):
+    def __init__(self, dsn: str, schema: str, group: str, topic: str, epoch: int = 0):
         self.dsn, self.schema, self.group, self.topic = dsn, schema, group, topic
+        # Which incarnation of the topic's log the offsets refer to (see migrations: a
+        # recreated topic reuses offsets, so rows and offsets carry the epoch).
+        self.epoch = epoch
         self.conn: psycopg.Connection | None = None
         s = sql.Identifier(schema)
         self._q_offsets = sql.SQL(
             "select kafka_partition, next_offset from {}.consumer_offsets "
-            "where consumer_group = %s and kafka_topic = %s"
+            "where consumer_group = %s and kafka_topic = %s and kafka_epoch = %s"
         ).format(s)
         self._q_lock = sql.SQL(
             "select kafka_partition, next_offset from {}.consumer_offsets "
-            "where consumer_group = %s and kafka_topic = %s and kafka_partition = any(%s) "
-            "for update"
+            "where consumer_group = %s and kafka_topic = %s and kafka_epoch = %s "
+            "and kafka_partition = any(%s) for update"
         ).format(s)
         self._q_save = sql.SQL(
-            "insert into {}.consumer_offsets as o (consumer_group, kafka_topic, "
+            "insert into {}.consumer_offsets as o (consumer_group, kafka_topic, kafka_epoch, "
             "kafka_partition, first_offset, next_offset, inserted, duplicates, rejected) "
-            "select %s, %s, unnest(%s::int[]), unnest(%s::bigint[]), unnest(%s::bigint[]), "
+            "select %s, %s, %s, unnest(%s::int[]), unnest(%s::bigint[]), unnest(%s::bigint[]), "
             "unnest(%s::bigint[]), unnest(%s::bigint[]), unnest(%s::bigint[]) "
-            "on conflict (consumer_group, kafka_topic, kafka_partition) do update set "
+            "on conflict (consumer_group, kafka_topic, kafka_epoch, kafka_partition) do update set "
             "next_offset = excluded.next_offset, inserted = o.inserted + excluded.inserted, "
             "duplicates = o.duplicates + excluded.duplicates, "
             "rejected = o.rejected + excluded.rejected, updated_at = clock_timestamp()"
@@ -153,10 +164,13 @@ class PostgresSink:
             "insert into {} ({cols}) select {cols} from pg_temp.batch_events "
             "on conflict do nothing returning kafka_partition"
         ).format(raw_orders, cols=cols)
-        self._q_copy_rejected = sql.SQL(
-            "copy {}.raw_orders_rejected (kafka_topic, kafka_partition, kafka_offset, "
-            "message_key, message_value, error_reason) from stdin"
-        ).format(s)
+        # A dead letter already stored (another group, or a replay) is not written twice: it
+        # counts as a duplicate, as a valid event would.
+        self._q_insert_rejected = sql.SQL(
+            "insert into {}.raw_orders_rejected ({cols}) "
+            "select * from unnest(%s::text[], %s::int[], %s::int[], %s::bigint[], %s::bytea[], "
+            "%s::bytea[], %s::text[]) on conflict do nothing returning kafka_partition"
+        ).format(s, cols=sql.SQL(DEAD_LETTER_COLUMNS))
 
     def connect(self) -> psycopg.Connection:
         if self.conn is None or self.conn.closed or self.conn.broken:
@@ -165,8 +179,8 @@ class PostgresSink:
                 self.conn.execute(
                     "create temp table if not exists batch_events "
                     "(event_id text, order_id text, event_type text, event_time timestamp, "
-                    "sequence int, payload jsonb, kafka_topic text, kafka_partition int, "
-                    "kafka_offset bigint) on commit delete rows"
+                    "sequence int, payload jsonb, kafka_topic text, kafka_epoch int, "
+                    "kafka_partition int, kafka_offset bigint) on commit delete rows"
                 )
         return self.conn
 
@@ -178,7 +192,9 @@ class PostgresSink:
     def stored_offsets(self) -> dict[int, int]:
         conn = self.connect()
         with conn.transaction():
-            return dict(conn.execute(self._q_offsets, [self.group, self.topic]).fetchall())
+            return dict(
+                conn.execute(self._q_offsets, [self.group, self.topic, self.epoch]).fetchall()
+            )
 
     def write_batch(
         self,
@@ -186,17 +202,22 @@ class PostgresSink:
         rejected: list[tuple[int, int, bytes | None, bytes | None, str]],
         next_offsets: dict[int, int],
         first_offsets: dict[int, int],
+        records: Sequence[tuple[int, int, bytes | None, bytes | None]] = (),
     ) -> tuple[int, int, int, dict[int, int]]:
         """One transaction: fence, COPY events and dead letters, save offsets.
 
-        Returns (inserted, duplicates, rejected written, offsets actually stored). Records
+        Returns (inserted, duplicates, dead letters written, offsets actually stored). Records
         before a partition's stored offset were written by another consumer (a rebalance
-        race) and are dropped here, which is what makes several consumers safe.
+        race) and are dropped here, which is what makes several consumers safe. An event that
+        PostgreSQL refuses (``records`` give its bytes) becomes a dead letter in the same
+        transaction, so exactly-once holds for it too.
         """
         conn = self.connect()
         with conn.transaction():
             stored = dict(
-                conn.execute(self._q_lock, [self.group, self.topic, list(next_offsets)]).fetchall()
+                conn.execute(
+                    self._q_lock, [self.group, self.topic, self.epoch, list(next_offsets)]
+                ).fetchall()
             )
             floor = {p: stored.get(p, 0) for p in next_offsets}
             for p, first in first_offsets.items():
@@ -209,13 +230,11 @@ class PostgresSink:
             dead = [r for r in rejected if r[1] >= floor[r[0]]]
             inserted = Counter()
             if events:
-                inserted = self._insert_events(conn, events)
-            if dead:
-                with conn.cursor() as cur, cur.copy(self._q_copy_rejected) as copy:
-                    for partition, offset, key, value, reason in dead:
-                        copy.write_row((self.topic, partition, offset, key, value, reason))
-            valid = Counter(a.partition for a in events)
-            invalid = Counter(r[0] for r in dead)
+                inserted, refused = self._insert_events(conn, events)
+                if refused:
+                    dead += db_rejections(refused, records)
+            written = self._insert_dead_letters(conn, dead) if dead else Counter()
+            received = Counter(a.partition for a in events) + Counter(r[0] for r in dead)
             saved = {p: max(n, floor[p]) for p, n in next_offsets.items()}
             parts = list(saved)
             conn.execute(
@@ -223,34 +242,112 @@ class PostgresSink:
                 [
                     self.group,
                     self.topic,
+                    self.epoch,
                     parts,
                     [floor[p] if p in stored else first_offsets[p] for p in parts],
                     [saved[p] for p in parts],
                     [inserted[p] for p in parts],
-                    [valid[p] - inserted[p] for p in parts],
-                    [invalid[p] for p in parts],
+                    [received[p] - inserted[p] - written[p] for p in parts],
+                    [written[p] for p in parts],
                 ],
             )
-        total = sum(inserted.values())
-        return total, len(events) - total, len(dead), saved
+        total, dead_total = sum(inserted.values()), sum(written.values())
+        return total, sum(received.values()) - total - dead_total, dead_total, saved
 
-    def _insert_events(self, conn: psycopg.Connection, events: list[Accepted]) -> Counter:
-        """Rows inserted per partition. Fast path: one COPY straight into raw_orders. A replay
-        (an event_id already there) makes it fail; then, under a savepoint rollback, the batch
-        goes through a temp table and INSERT ... ON CONFLICT DO NOTHING, which skips them."""
+    def _insert_dead_letters(self, conn: psycopg.Connection, dead: list) -> Counter:
+        """Dead letters written per partition (rare: one multi-row INSERT, not COPY)."""
+        # Columns as lists (psycopg sends a tuple as a composite, a list as an array).
+        columns = [list(c) for c in zip(*dead, strict=True)]  # partition, offset, key, ...
+        n = len(dead)
+        rows = conn.execute(
+            self._q_insert_rejected,
+            [[self.topic] * n, [self.epoch] * n, *columns],
+        ).fetchall()
+        return Counter(row[0] for row in rows)
+
+    def _insert_events(
+        self, conn: psycopg.Connection, events: list[Accepted]
+    ) -> tuple[Counter, list[tuple[Accepted, str]]]:
+        """Rows inserted per partition, and the events PostgreSQL refused with its message.
+
+        Fast path: one COPY straight into raw_orders. A replay (an event_id already there)
+        makes it fail; then, under a savepoint rollback, the batch goes through a temp table
+        and INSERT ... ON CONFLICT DO NOTHING, which skips them. Only if a record's data is
+        refused (see is_record_error) is the batch bisected to find it.
+        """
         # parse_batch formatted the lines: one write here, no per-row Python under the GIL.
         data = b"".join(a.line for a in events)
         try:
             with conn.transaction(), conn.cursor() as cur, cur.copy(self._q_copy_direct) as copy:
                 copy.write(data)
-            return Counter(a.partition for a in events)
+            return Counter(a.partition for a in events), []
         except psycopg.errors.UniqueViolation:
             pass
+        except psycopg.Error as exc:
+            if not is_record_error(exc):
+                raise
+            return self._bisect(conn, events)
+        try:
+            with conn.transaction():
+                return self._insert_skipping_replays(conn, data), []
+        except psycopg.Error as exc:
+            if not is_record_error(exc):
+                raise
+        return self._bisect(conn, events)
+
+    def _insert_skipping_replays(self, conn: psycopg.Connection, data: bytes) -> Counter:
         with conn.cursor() as cur:
+            # The temp table may hold an earlier chunk of this transaction (bisect).
+            cur.execute("truncate pg_temp.batch_events")
             with cur.copy(self._q_copy_events) as copy:
                 copy.write(data)
             cur.execute(self._q_insert_events)
             return Counter(row[0] for row in cur.fetchall())
+
+    def _bisect(
+        self, conn: psycopg.Connection, events: list[Accepted]
+    ) -> tuple[Counter, list[tuple[Accepted, str]]]:
+        """Insert what PostgreSQL accepts, each chunk under a savepoint, halving the chunks
+        that fail until the refused events are alone (log2(batch) round trips per refusal)."""
+        inserted, refused = Counter(), []
+        pending = [events]
+        while pending:
+            chunk = pending.pop()
+            try:
+                with conn.transaction():
+                    inserted += self._insert_skipping_replays(conn, b"".join(a.line for a in chunk))
+            except psycopg.Error as exc:
+                if not is_record_error(exc):
+                    raise
+                if len(chunk) == 1:
+                    refused.append((chunk[0], one_line(exc.diag.message_primary or exc)))
+                else:
+                    half = len(chunk) // 2
+                    pending += [chunk[half:], chunk[:half]]
+        return inserted, refused
+
+
+def is_record_error(exc: psycopg.Error) -> bool:
+    """True when PostgreSQL refused a record's data (class 22 data exceptions, class 23
+    integrity violations but the unique violation that a replay causes): the record is a dead
+    letter. Anything else (privileges, disk full, a lost connection) is not about a record and
+    stops ingestion."""
+    state = exc.sqlstate or ""
+    return state.startswith("22") or (state.startswith("23") and state != "23505")
+
+
+def db_rejections(
+    refused: list[tuple[Accepted, str]],
+    records: Sequence[tuple[int, int, bytes | None, bytes | None]],
+) -> list[tuple[int, int, bytes | None, bytes | None, str]]:
+    """Dead letters for the events PostgreSQL refused, with the message's original bytes."""
+    by_position = {(r[0], r[1]): r for r in records}
+    dead = []
+    for event, message in refused:
+        partition, offset, key, value = by_position[(event.partition, event.offset)]
+        log.warning("dead letter %d@%d: %s: %s", partition, offset, DB_REJECTED, message)
+        dead.append((partition, offset, key, value, f"{DB_REJECTED}: {message}"))
+    return dead
 
 
 def partition_end_offsets(consumer: KafkaConsumer, topic: str) -> dict[int, int]:
@@ -260,30 +357,90 @@ def partition_end_offsets(consumer: KafkaConsumer, topic: str) -> dict[int, int]
     return {tp.partition: offset for tp, offset in consumer.end_offsets(tps).items()}
 
 
+def topic_id(consumer: KafkaConsumer, topic: str) -> str | None:
+    """Kafka's id of the topic (KIP-516): a recreated topic gets a new one, same name or not.
+
+    kafka-python keeps it in the consumer's cluster metadata (MetadataResponse v10+), which
+    partitions_for_topic has just refreshed."""
+    found = consumer._client.cluster.topic_id(topic)
+    return str(found) if found is not None else None
+
+
+@dataclass(frozen=True)
+class PartitionLog:
+    """What Kafka's log of one partition holds now: offsets [start, end)."""
+
+    start: int
+    end: int
+
+
+def offset_mismatch(stored: int, log: PartitionLog) -> tuple[str, str] | None:
+    """(Kafka's side, why) when a stored next offset cannot be resumed from on this log, or
+    None when it can.
+
+    Past the end: the log was recreated or truncated (its offsets no longer mean ours). Before
+    the start: records we never read were deleted (retention, or a recreated log). Either way
+    resuming would skip records in silence, so the caller stops instead."""
+    if stored > log.end:
+        return f"log end {log.end}", "past the log end: topic recreated or truncated"
+    if stored < log.start:
+        return f"log start {log.start}", "records before the log start were deleted unread"
+    return None
+
+
 class OffsetGapError(RuntimeError):
     """A batch would leave a hole between the stored offset and its first record."""
 
 
-def retrying(sink: PostgresSink, fn, *args):
-    """PostgreSQL going away: retry with backoff and a clear log line, never skip data."""
+def pg_address(dsn: str) -> str:
+    """host:port of a libpq DSN (for messages: never the password)."""
+    parts = conninfo_to_dict(dsn)
+    return f"{parts.get('host', 'localhost')}:{parts.get('port', 5432)}"
+
+
+# SQLSTATEs of a server going away or not accepting connections yet: an outage, worth retrying.
+_OUTAGE_STATES = ("57P01", "57P02", "57P03")
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True for a lost or refused connection (retry), False for e.g. a wrong password (stop:
+    retrying would not fix it)."""
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate
+    return state is None or state.startswith("08") or state in _OUTAGE_STATES
+
+
+def retrying(dsn: str, budget: float | None, fn, *args, on_retry=None):
+    """Call ``fn`` through PostgreSQL outages: backoff and one log line per retry, up to
+    ``budget`` seconds (None: forever, for --follow), then ServiceUnavailableError."""
+    forever = budget is None
 
     def before_sleep(state) -> None:
         log.warning(
-            "PostgreSQL unavailable (%s); retrying in %.1fs",
-            state.outcome.exception(),
+            "PostgreSQL at %s unavailable (%s); retrying in %.1fs (%s)",
+            pg_address(dsn),
+            one_line(state.outcome.exception()),
             state.next_action.sleep,
+            "forever: --follow" if forever else f"for up to {budget:g}s",
         )
-        sink.close()
+        if on_retry is not None:
+            on_retry()
 
-    for attempt in Retrying(
-        retry=retry_if_exception_type(psycopg.OperationalError),
-        wait=wait_exponential(multiplier=0.5, max=10),
-        stop=stop_never,
-        before_sleep=before_sleep,
-        reraise=True,
-    ):
-        with attempt:
-            return fn(*args)
+    try:
+        for attempt in Retrying(
+            retry=retry_if_exception(is_outage),
+            wait=wait_exponential(multiplier=0.5, max=10),
+            stop=stop_never if forever else stop_after_delay(budget),
+            before_sleep=before_sleep,
+            reraise=True,
+        ):
+            with attempt:
+                return fn(*args)
+    except psycopg.OperationalError as exc:
+        if is_outage(exc):
+            raise ServiceUnavailableError("PostgreSQL", pg_address(dsn), budget, str(exc)) from exc
+        raise
     raise AssertionError("unreachable")
 
 
@@ -300,12 +457,12 @@ class ParsedBatch:
 
 
 def parse_batch(
-    batch: list[tuple[int, int, bytes | None, bytes | None]], topic: str
+    batch: list[tuple[int, int, bytes | None, bytes | None]], topic: str, epoch: int = 0
 ) -> ParsedBatch:
     """Validate raw (partition, offset, key, value) records and format the valid ones as COPY
     lines (the writer thread then sends a batch in one write, with no per-row Python)."""
     accepted, rejected, reasons = [], [], Counter()
-    topic_column = copy_text(topic.encode("utf-8"))
+    topic_column = copy_text(topic.encode("utf-8")) + b"\t%d" % epoch
     first: dict[int, int] = {}
     nxt: dict[int, int] = {}
     for i, (partition, offset, key, value) in enumerate(batch):
@@ -338,7 +495,12 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
         log.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
 
     def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        self.ingestor.seek_to_stored(list(assigned))
+        # kafka-python logs and swallows a listener's exception: keep it for the loop, which
+        # raises it before writing anything polled from the unchecked positions.
+        try:
+            self.ingestor.seek_to_stored(list(assigned))
+        except Exception as exc:
+            self.ingestor.fatal = exc
 
 
 class Ingestor:
@@ -376,6 +538,16 @@ class Ingestor:
         self._writer: ThreadPoolExecutor | None = None
         self._writing: tuple[Future, ParsedBatch] | None = None
         self._stats = IngestStats()  # the current run's, also fed by rebalance-time drains
+        self.fatal: Exception | None = None  # raised by the loop (set in a rebalance callback)
+        self.follow = False  # --follow: outages are waited out forever, not for a budget
+        self._kafka_seen = time.monotonic()  # last time the broker answered
+
+    @property
+    def pg_budget(self) -> float | None:
+        return None if self.follow else self.settings.pg_retry_seconds
+
+    def _retrying(self, fn, *args):
+        return retrying(self.settings.pg_dsn, self.pg_budget, fn, *args, on_retry=self.sink.close)
 
     # --- set-up --------------------------------------------------------------------------
     def _consumer(self) -> KafkaConsumer:
@@ -393,6 +565,7 @@ class Ingestor:
                 session_timeout_ms=6000,
                 heartbeat_interval_ms=2000,
             )
+            self.sink.epoch = self._resolve_epoch(self.consumer)
             if self.partitions is None:
                 self.consumer.subscribe([self.topic], listener=_SeekToStoredOffsets(self))
             else:
@@ -401,10 +574,50 @@ class Ingestor:
                 self.seek_to_stored(assigned)
         return self.consumer
 
+    def _resolve_epoch(self, consumer: KafkaConsumer) -> int:
+        """The epoch of the topic's log in PostgreSQL; OffsetMismatchError if Kafka's topic is
+        not the one the stored offsets refer to (deleted and recreated, even with more records
+        than we stored: only the topic id tells)."""
+        if consumer.partitions_for_topic(self.topic) is None:
+            raise IngestError(
+                f"--topic {self.topic}: no such topic on Kafka at {self.settings.kafka_bootstrap}"
+            )
+        kafka_id = topic_id(consumer, self.topic)
+        epoch, recorded_id = self._retrying(self._current_epoch, kafka_id)
+        if kafka_id is not None and recorded_id != kafka_id:
+            self.sink.epoch = epoch
+            stored = self._retrying(self.sink.stored_offsets)
+            ends = partition_end_offsets(consumer, self.topic)
+            partition = min(stored or ends)
+            raise OffsetMismatchError(
+                self.topic,
+                partition,
+                stored.get(partition, "none"),
+                f"log end {ends.get(partition, 0)}",
+                f"topic recreated: Kafka's topic id {kafka_id}, stored {recorded_id}",
+            )
+        return epoch
+
+    def _current_epoch(self, kafka_id: str | None) -> tuple[int, str | None]:
+        with psycopg.connect(self.settings.pg_dsn, autocommit=True) as conn:
+            return current_epoch(conn, self.schema, self.topic, kafka_id)
+
     def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
-        """Resume every assigned partition at the offset PostgreSQL holds (else the start)."""
-        stored = retrying(self.sink, self.sink.stored_offsets)
+        """Resume every assigned partition at the offset PostgreSQL holds (else the start),
+        after checking that Kafka's log still holds it (never skip records in silence)."""
+        stored = self._retrying(self.sink.stored_offsets)
         consumer = self._consumer()
+        held = [tp for tp in partitions if tp.partition in stored]
+        if held:
+            timeout = int(self.settings.kafka_retry_seconds * 1000)
+            starts = consumer.beginning_offsets(held, timeout_ms=timeout)
+            ends = consumer.end_offsets(held, timeout_ms=timeout)
+            for tp in held:
+                found = offset_mismatch(stored[tp.partition], PartitionLog(starts[tp], ends[tp]))
+                if found is not None:
+                    raise OffsetMismatchError(
+                        self.topic, tp.partition, stored[tp.partition], *found
+                    )
         for tp in partitions:
             if tp.partition in stored:
                 consumer.seek(tp, stored[tp.partition])
@@ -434,12 +647,12 @@ class Ingestor:
         """
         stats = self._stats = IngestStats()
         started = time.monotonic()
+        self.follow = not until_caught_up
         # Signals first: a SIGTERM during start-up must not kill us mid-way either.
         with self.stop.on_signals(), ThreadPoolExecutor(1, "olist-writer") as writer:
             self._writer = writer
             try:
-                with psycopg.connect(self.settings.pg_dsn, autocommit=True) as conn:
-                    migrate(conn, self.schema)
+                self._retrying(migrate_dsn, self.settings.pg_dsn, self.schema)
                 consumer = self._consumer()
                 if until_caught_up and stop_at is None:
                     stop_at = self.end_offsets()
@@ -448,13 +661,18 @@ class Ingestor:
                     records = consumer.poll(
                         timeout_ms=self.poll_timeout_ms, max_records=self.max_batch
                     )
+                    if self.fatal is not None:
+                        raise self.fatal
                     batch = self._bounded(records, stop_at)
+                    if records:
+                        self._kafka_seen = time.monotonic()
                     if batch:
-                        self._write(parse_batch(batch, self.topic), batch)
+                        self._write(parse_batch(batch, self.topic, self.sink.epoch), batch)
                         idle_since = time.monotonic()
                     else:
                         # Nothing new: flush what is in flight rather than hold it back.
                         self.drain()
+                        self._check_kafka()
                     if until_caught_up:
                         if self._caught_up(stop_at):
                             break
@@ -485,8 +703,8 @@ class Ingestor:
         self._finish_write()
         self._writing = (
             self._writer.submit(
-                retrying, self.sink, self.sink.write_batch, accepted, rejected,
-                parsed.next_offsets, parsed.first_offsets,
+                self._retrying, self.sink.write_batch, accepted, rejected,
+                parsed.next_offsets, parsed.first_offsets, batch,
             ),
             parsed,
         )  # fmt: skip
@@ -512,6 +730,36 @@ class Ingestor:
 
     def end_offsets(self) -> dict[int, int]:
         return partition_end_offsets(self._consumer(), self.topic)
+
+    # Seconds between liveness probes of an idle consumer.
+    KAFKA_PROBE_S = 5.0
+
+    def _check_kafka(self) -> None:
+        """An empty poll is also what a dead broker looks like (kafka-python reconnects
+        forever): probe with a bounded end_offsets, and past kafka_retry_seconds without an
+        answer raise ServiceUnavailableError (never with --follow, which only logs)."""
+        since = time.monotonic() - self._kafka_seen
+        if since < self.KAFKA_PROBE_S:
+            return
+        tps = [TopicPartition(self.topic, p) for p in self.partitions or [0]]
+        try:
+            self._consumer().end_offsets(tps, timeout_ms=int(self.KAFKA_PROBE_S * 1000))
+        except KafkaError as exc:
+            down = time.monotonic() - self._kafka_seen
+            budget = self.settings.kafka_retry_seconds
+            if not self.follow and down >= budget:
+                raise ServiceUnavailableError(
+                    "Kafka", self.settings.kafka_bootstrap, budget, f"{type(exc).__name__}"
+                ) from exc
+            log.warning(
+                "Kafka at %s unreachable for %.0fs (%s); retrying (%s)",
+                self.settings.kafka_bootstrap,
+                down,
+                type(exc).__name__,
+                "forever: --follow" if self.follow else f"for up to {budget:g}s",
+            )
+            return
+        self._kafka_seen = time.monotonic()
 
     def _bounded(self, records: dict, stop_at: dict[int, int] | None) -> list:
         """Flatten a poll result, keeping only records before the stop offsets."""
@@ -549,3 +797,35 @@ class Ingestor:
             self.consumer.close(autocommit=False)
             self.consumer = None
         self.sink.close()
+
+
+def reset_to_log_start(
+    settings: Settings, *, topic: str, group: str, schema: str, reason: str
+) -> tuple[int, list[tuple[int, int | None, int]]]:
+    """`olist offsets reset --to-log-start`: a new epoch of ``topic`` at Kafka's log start,
+    recorded with who, when and the old offsets (see migrations.start_epoch)."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions is None:
+            raise IngestError(
+                f"--topic {topic}: no such topic on Kafka at {settings.kafka_bootstrap}"
+            )
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        timeout = int(settings.kafka_retry_seconds * 1000)
+        starts = consumer.beginning_offsets(tps, timeout_ms=timeout)
+        kafka_id = topic_id(consumer, topic)
+    finally:
+        consumer.close()
+    migrate_dsn(settings.pg_dsn, schema)
+    with psycopg.connect(settings.pg_dsn, autocommit=True) as conn:
+        return start_epoch(
+            conn,
+            schema,
+            group=group,
+            topic=topic,
+            topic_id=kafka_id,
+            log_starts={tp.partition: offset for tp, offset in starts.items()},
+            reason=reason,
+            reset_by=f"{getpass.getuser()} ({conn.info.user})",
+        )

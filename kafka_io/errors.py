@@ -10,6 +10,18 @@ from __future__ import annotations
 class IngestError(RuntimeError):
     """Ingestion cannot go on; str() is one line naming the cause."""
 
+    def __reduce__(self):
+        # Picklable whatever a subclass's __init__ takes: a worker process sends it to its
+        # parent, which re-raises it as the command's one line.
+        return _rebuild, (type(self), str(self), self.__dict__)
+
+
+def _rebuild(cls: type[IngestError], message: str, state: dict) -> IngestError:
+    error = Exception.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
 
 class ServiceUnavailableError(IngestError):
     """PostgreSQL or Kafka unreachable after the bounded retries.
@@ -28,7 +40,9 @@ class ServiceUnavailableError(IngestError):
 class OffsetMismatchError(IngestError):
     """The stored offset does not match Kafka's log (recreated or truncated topic, reset)."""
 
-    def __init__(self, topic: str, partition: int, stored: int, kafka: str, reason: str) -> None:
+    def __init__(
+        self, topic: str, partition: int, stored: int | str, kafka: str, reason: str
+    ) -> None:
         self.topic = topic
         self.partition = partition
         self.stored = stored

@@ -24,11 +24,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
 from kafka import KafkaConsumer
 
-from kafka_io.consumer import Ingestor, IngestStats, partition_end_offsets
-from kafka_io.migrations import migrate
+from kafka_io.consumer import Ingestor, IngestStats, partition_end_offsets, retrying
+from kafka_io.errors import IngestError
+from kafka_io.migrations import migrate_dsn
 from kafka_io.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,12 +55,16 @@ def default_workers() -> int:
 
 
 def topic_end_offsets(settings: Settings, topic: str) -> dict[int, int]:
-    """Every partition of ``topic`` and its end offset now."""
+    """Every partition of ``topic`` and its end offset now; IngestError if there is no such
+    topic (the broker does not create it: reading nothing would look like success)."""
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
     try:
-        return partition_end_offsets(consumer, topic)
+        ends = partition_end_offsets(consumer, topic)
     finally:
         consumer.close()
+    if not ends:
+        raise IngestError(f"--topic {topic}: no such topic on Kafka at {settings.kafka_bootstrap}")
+    return ends
 
 
 def ingest(
@@ -77,19 +81,18 @@ def ingest(
     topic = topic or settings.kafka_topic
     group = group or settings.kafka_group
     schema = schema or settings.raw_schema
-    # Here, before any worker starts: a missing service fails once, with its own message.
-    with psycopg.connect(settings.pg_dsn, autocommit=True) as conn:
-        migrate(conn, schema)
+    # Here, before any worker starts: a missing service, schema or topic fails once, with
+    # its own message.
+    budget = None if not until_caught_up else settings.pg_retry_seconds
+    retrying(settings.pg_dsn, budget, migrate_dsn, settings.pg_dsn, schema)
     stop_at = topic_end_offsets(settings, topic)
-    if until_caught_up and stop_at:
+    if until_caught_up:
         partitions = sorted(stop_at)
         n = max(1, min(workers, len(partitions)))
         shares = [
             Share(topic, group, schema, partitions[k::n], stop_at, True, max_batch)
             for k in range(n)
         ]
-    elif until_caught_up:  # no such topic (yet): one group member, as a plain consumer would
-        shares = [Share(topic, group, schema, None, None, True, max_batch)]
     else:
         shares = [Share(topic, group, schema, None, None, False, max_batch) for _ in range(workers)]
     if len(shares) == 1:
@@ -143,10 +146,15 @@ def _run_processes(settings: Settings, shares: list[Share]) -> IngestStats:
         outcome = outcomes.get(k, "died without a result")
         if isinstance(outcome, IngestStats) and process.exitcode == 0:
             parts.append(outcome)
+        elif isinstance(outcome, IngestError):
+            failures.append(outcome)
         elif isinstance(outcome, str):
             failures.append(f"worker {k}: {outcome}")
         else:
             failures.append(f"worker {k}: exit code {process.exitcode}")
+    named = [f for f in failures if isinstance(f, IngestError)]
+    if named:  # an outage or an offset mismatch: the cause itself is the one line
+        raise named[0]
     if failures:
         raise WorkerError("; ".join(failures))
     total = merge(parts)
@@ -201,6 +209,10 @@ def _worker_main(
     _stop_when_orphaned(parent)
     try:
         stats = _run_share(settings, share)
+    except IngestError as exc:  # a named cause: the parent prints it as its one line
+        log.error("worker %d stopped: %s", k, exc)
+        results.put((k, exc))
+        raise SystemExit(1) from None
     except BaseException as exc:  # reported to the parent, which exits non-zero
         log.exception("worker %d failed", k)
         results.put((k, f"{type(exc).__name__}: {exc}"))

@@ -313,8 +313,10 @@ def test_missing_postgresql_or_kafka_is_named_in_one_line(raw_schema, kafka_topi
         ({"OLIST_PG_DSN": f"postgresql://x:y@127.0.0.1:{_free_port()}/olist"}, "PostgreSQL at"),
         ({"OLIST_KAFKA_BOOTSTRAP": f"127.0.0.1:{_free_port()}"}, "Kafka at 127.0.0.1:"),
     ):
+        # A small retry budget: an unreachable service is an outage, waited out that long.
+        budget = {"OLIST_PG_RETRY_SECONDS": "2", "OLIST_KAFKA_RETRY_SECONDS": "2"}
         result = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=120, env={**os.environ, **env}
+            cmd, capture_output=True, text=True, timeout=120, env={**os.environ, **budget, **env}
         )
         assert result.returncode == 1, result.stderr
         lines = result.stderr.strip().splitlines()
