@@ -4,9 +4,11 @@ end-to-end test and by `olist bench e2e` (produce-to-mart latency)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -33,6 +35,34 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (from /proc), parents first."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # "pid (comm) state ppid ...": comm may hold spaces, so split after its ")".
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop(0)
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+def kill_tree(pid: int) -> list[int]:
+    """SIGKILL ``pid`` and its children at once (a run worker and its dbt), as an OOM kill or a
+    lost container would; returns the PIDs killed."""
+    tree = descendants(pid)
+    for member in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, signal.SIGKILL)
+    return tree
 
 
 class E2EPipeline:
@@ -286,8 +316,11 @@ class E2EPipeline:
             o=sql.Identifier(self.raw_schema, "consumer_offsets"),
             r=sql.Identifier(self.raw_schema, "raw_orders"),
         )
-        with psycopg.connect(self.base.admin_dsn_for(self.base.pg_database)) as conn:
-            inserted, duplicates, rejected, rows = conn.execute(query).fetchone()
+        try:
+            with psycopg.connect(self.base.admin_dsn_for(self.base.pg_database)) as conn:
+                inserted, duplicates, rejected, rows = conn.execute(query).fetchone()
+        except psycopg.errors.UndefinedTable:  # before the first ingestion creates them
+            inserted = duplicates = rejected = rows = 0
         return {"inserted": inserted, "duplicates": duplicates, "rejected": rejected, "rows": rows}
 
     def full_refresh(self, prefix: str) -> subprocess.CompletedProcess:
