@@ -105,17 +105,25 @@ def parse_lock(path: Path) -> dict[str, str]:
     return dict(re.findall(r"^([a-z0-9][a-z0-9._-]*)==(\S+)", path.read_text(), re.MULTILINE))
 
 
-def lock_dependents(path: Path) -> dict[str, set[str]]:
-    """Package -> the locked packages that require it, from the lock's multi-line `# via`."""
+def lock_dependents(text: str) -> dict[str, set[str]]:
+    """Package -> the locked packages that require it, from a lock's multi-line `# via`."""
     parents: dict[str, set[str]] = {}
     package = ""
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         if match := re.match(r"^([a-z0-9][a-z0-9._-]*)==", line):
             package = match[1]
             parents[package] = set()
         elif via := re.match(r"^\s+#\s+(?:via\s+)?(?!via$)([a-z0-9][a-z0-9._-]*)$", line):
             parents[package].add(via[1])
     return parents
+
+
+def required_closure(roots: set[str], dependents: dict[str, set[str]]) -> set[str]:
+    """The roots and every locked package that one of them requires, directly or not."""
+    closure = set(roots)
+    while grown := {p for p, parents in dependents.items() if parents & closure} - closure:
+        closure |= grown
+    return closure
 
 
 def dockerfile_instructions() -> list[tuple[str, list[str]]]:
@@ -414,6 +422,20 @@ def test_image_copies_only_the_runtime() -> None:
     assert users and users[-1] not in {"root", "0"}, "the image runs as root"
 
 
+def test_required_closure_follows_via_and_leaves_dev_only_packages_out() -> None:
+    lock = (
+        "dagster==1\n    # via olist-realtime (pyproject.toml)\n"
+        "pyyaml==6\n    # via\n    #   dagster\n    #   pre-commit\n"
+        "pytest==8\n    # via olist-realtime (pyproject.toml)\n"
+        "pluggy==1\n    # via pytest\n"
+        "click==8\n    # via\n    #   olist-realtime (pyproject.toml)\n    #   typer\n"
+        "typer==0\n    # via dagster\n"
+    )
+    dependents = lock_dependents(lock)
+    assert dependents["pyyaml"] == {"dagster", "pre-commit"} and dependents["dagster"] == set()
+    assert required_closure({"dagster"}, dependents) == {"dagster", "pyyaml", "typer", "click"}
+
+
 def test_image_installs_the_runtime_lock_the_full_locks_runtime_part() -> None:
     instructions = dockerfile_instructions()
     copied = next(args[-1] for keyword, args in instructions if args[0] == RUNTIME_LOCK.name)
@@ -425,10 +447,8 @@ def test_image_installs_the_runtime_lock_the_full_locks_runtime_part() -> None:
     import tomllib
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    closure = {canonical(re.match(r"[A-Za-z0-9._-]+", dep)[0]) for dep in project["dependencies"]}
-    dependents = lock_dependents(FULL_LOCK)
-    while grown := {p for p, parents in dependents.items() if parents & closure} - closure:
-        closure |= grown
+    roots = {canonical(re.match(r"[A-Za-z0-9._-]+", dep)[0]) for dep in project["dependencies"]}
+    closure = required_closure(roots, lock_dependents(FULL_LOCK.read_text()))
     assert not runtime.keys() - closure, f"dev-only in the image: {runtime.keys() - closure}"
     assert not closure - runtime.keys(), f"missing from the image: {closure - runtime.keys()}"
     assert {"pytest", "ruff", "sqlfluff"} <= full.keys() - runtime.keys()
