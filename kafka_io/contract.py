@@ -7,13 +7,15 @@ import contextlib
 import json
 import re
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from functools import cache
 from importlib import resources
+from itertools import accumulate
 from typing import Annotated, Any, Literal
 
 import msgspec
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError, best_match
 
 SCHEMA_VERSION = 1
@@ -47,6 +49,12 @@ UNKNOWN_SCHEMA_VERSION = "unknown_schema_version"
 SCHEMA_VIOLATION = "schema_violation"
 KEY_MISMATCH = "key_mismatch"
 EVENT_ID_MISMATCH = "event_id_mismatch"
+TOO_DEEP = "too_deep"
+DUPLICATE_KEY = "duplicate_key"
+LONE_SURROGATE = "lone_surrogate"
+NUMBER_OUT_OF_RANGE = "number_out_of_range"
+# A failure no rule foresaw (a bug): the message is still kept as a dead letter.
+PARSER_ERROR = "parser_error"
 # A record the contract accepted but PostgreSQL refused (set by the consumer's writer).
 DB_REJECTED = "db_rejected"
 REASON_KINDS = (
@@ -58,6 +66,11 @@ REASON_KINDS = (
     SCHEMA_VIOLATION,
     KEY_MISMATCH,
     EVENT_ID_MISMATCH,
+    TOO_DEEP,
+    DUPLICATE_KEY,
+    LONE_SURROGATE,
+    NUMBER_OUT_OF_RANGE,
+    PARSER_ERROR,
     DB_REJECTED,
 )
 
@@ -79,8 +92,22 @@ def _schema_text() -> str:
 @cache
 def reference_validator() -> Draft202012Validator:
     """jsonschema's validator of the event schema: the reference that explains a rejection
-    and that tests hold the fast path to. No format checker: every format is a `pattern`."""
-    return Draft202012Validator(load_schema())
+    and that tests hold the fast path to. Its format checker knows our two formats only, so
+    `format` is asserted (a real calendar day), not just annotated."""
+    return Draft202012Validator(load_schema(), format_checker=_calendar_formats())
+
+
+def _calendar_formats() -> FormatChecker:
+    # The pattern fixes the shape (and years 1900-2199); the format adds the calendar.
+    formats = FormatChecker(formats=())
+    formats.checks("date")(_is_real_date_or_other)
+    formats.checks("local-date-time")(_is_real_date_or_other)
+    return formats
+
+
+def _is_real_date_or_other(instance: object) -> bool:
+    # A format asserts nothing about other types (null stages): `type` speaks for them.
+    return not isinstance(instance, str) or is_real_date(instance)
 
 
 # --- The typed model -------------------------------------------------------------------------
@@ -105,6 +132,7 @@ def _constrained(base: Any, *path: str) -> Any:
         "maxLength": "max_length",
         "minimum": "ge",
         "maximum": "le",
+        "maxItems": "max_length",
     }
     meta = {name: node[keyword] for keyword, name in keywords.items() if keyword in node}
     return Annotated[base, msgspec.Meta(**meta)]
@@ -114,7 +142,7 @@ Id = _constrained(str, "id")
 Timestamp = _constrained(str, "timestamp")
 NullableTimestamp = _constrained(str, "nullable_timestamp") | None
 Date = _constrained(str, "date")
-Money = Decimal  # non-negative, at most two decimals: checked by `_money_is_valid`
+Money = Decimal  # non-negative, at most two decimals, bounded: checked by `_is_plainly_valid`
 ZipCode = _constrained(str, "customer", "zip_code_prefix")
 City = _constrained(str, "customer", "city")
 State = _constrained(str, "customer", "state")
@@ -155,6 +183,10 @@ class Payment(_Closed):
     payment_value: Money
 
 
+Items = _constrained(list[Item], "order", "items")
+Payments = _constrained(list[Payment], "order", "payments")
+
+
 class Order(_Closed):
     order_id: Id
     order_status: OrderStatus
@@ -164,8 +196,8 @@ class Order(_Closed):
     delivered_customer_at: NullableTimestamp
     estimated_delivery_date: Date
     customer: Customer
-    items: list[Item]
-    payments: list[Payment]
+    items: Items
+    payments: Payments
 
 
 class Event(_Closed):
@@ -198,14 +230,25 @@ class Rejection:
 
 
 # --- Parsing ---------------------------------------------------------------------------------
-# The fast path (msgspec) only answers valid/invalid. A message it refuses is decoded again the
-# slow way, and jsonschema, the reference, words the reason: where and why, for dead letters.
+# The fast path (msgspec plus a few cheap checks) proves a message valid. Anything it cannot
+# prove goes to the reference path: decoded again the slow way (json.loads, then jsonschema),
+# which decides and, for a rejection, words the reason: where and why, for dead letters.
 
 _DECODER = msgspec.json.Decoder(Event)
 _CENT = Decimal("0.01")
-# A money member whose value is a JSON string: msgspec reads "12.50" as a Decimal, the schema
-# wants a number. Quotes inside JSON strings are escaped, so this cannot match string content.
-_MONEY_AS_STRING = re.compile(rb'"(?:price|freight_value|payment_value)"\s*:\s*"')
+# A valid event nests 4 deep (event > order > items > item); deeper is refused before json.loads
+# and jsonschema recurse into it (both raise RecursionError near 1,000 levels).
+MAX_DEPTH = 32
+# CPython refuses to read longer integers from text (int_max_str_digits); none is valid anyway.
+_MAX_INT_DIGITS = 4300
+
+
+class _Refused(Exception):
+    """Raised inside json.loads by the hooks below: the message breaks a rule of `kind`."""
+
+    def __init__(self, kind: str, detail: str):
+        super().__init__(detail)
+        self.kind = kind
 
 
 @cache
@@ -215,21 +258,68 @@ def _money_bounds() -> tuple[Decimal, Decimal]:
     return money["minimum"], money["maximum"]
 
 
-def _money_is_valid(order: Order, value: bytes) -> bool:
-    """Every amount is a JSON number within the schema's bounds with at most two decimals
-    (exactly: `multipleOf 0.01` on the decimal read from the text, never a float)."""
-    if _MONEY_AS_STRING.search(value):  # first: a string may also hold "NaN"
+@cache
+def _is_real_day(day: str) -> bool:
+    """Whether YYYY-MM-DD (already matching the schema's pattern) is on the calendar."""
+    try:
+        date.fromisoformat(day)
+    except ValueError:
         return False
+    return True
+
+
+def is_real_date(text: str) -> bool:
+    """Whether a schema-shaped date or timestamp names a real day (no 2023-02-30, no Feb 29 of
+    a common year). The pattern already bounds month, hour, minute and second, so only days 29
+    to 31 need the calendar: a string compare answers the rest."""
+    return text[8:10] <= "28" or _is_real_day(text[:10])
+
+
+# The `"` in the JSON text of an event without escapes or repeated members: two per member
+# name and two per string value. The event's own members and strings, then per item (a
+# category adds two), per payment and per stage timestamp that is not null.
+_EVENT_QUOTES = 2 * (21 + 12)
+_ITEM_QUOTES = 2 * (7 + 3)
+_PAYMENT_QUOTES = 2 * (4 + 1)
+
+
+def _is_plainly_valid(event: Event, value: bytes) -> bool:
+    """Whether the rules msgspec does not check hold, proven cheaply: money exact and within
+    bounds, dates on the calendar, and no member twice (msgspec keeps the last of two).
+
+    The last one by counting: without a backslash every `"` of valid JSON delimits a string,
+    so a repeated member (or money written as a string) shows as extra quotes. A message with
+    escapes is not proven here but left to the reference path, which decides exactly.
+    """
+    if b"\\" in value:
+        return False
+    order = event.order
     low, high = _money_bounds()
-    amounts = [a for item in order.items for a in (item.price, item.freight_value)]
-    amounts.extend(payment.payment_value for payment in order.payments)
-    # Bounds before dividing: a huge exponent cannot be divided exactly.
-    return all(low <= amount <= high and not amount % _CENT for amount in amounts)
+    quotes = _EVENT_QUOTES + _PAYMENT_QUOTES * len(order.payments)
+    days = [event.event_time, order.purchased_at, order.estimated_delivery_date]
+    for item in order.items:
+        quotes += _ITEM_QUOTES if item.product_category is None else _ITEM_QUOTES + 2
+        price, freight = item.price, item.freight_value
+        # Bounds before dividing: a huge exponent cannot be divided exactly.
+        if not (low <= price <= high and low <= freight <= high):
+            return False
+        if price % _CENT or freight % _CENT:
+            return False
+        days.append(item.shipping_limit_at)
+    for payment in order.payments:
+        amount = payment.payment_value
+        if not low <= amount <= high or amount % _CENT:
+            return False
+    for stage in (order.approved_at, order.delivered_carrier_at, order.delivered_customer_at):
+        if stage is not None:
+            quotes += 2
+            days.append(stage)
+    return value.count(b'"') == quotes and all(map(is_real_date, days))
 
 
 def schema_violation(document: Any) -> str | None:
     """Where and why `document` (read with Decimal numbers) breaks the JSON Schema, or None
-    when it conforms. Slow: only for messages the fast path refused."""
+    when it conforms. Slow: only for messages the fast path could not prove valid."""
     errors: list[ValidationError] = []
     # jsonschema's multipleOf raises on numbers with more digits than the decimal context (the
     # schema lists `maximum` before it, so that error has been collected by then) and on float
@@ -240,31 +330,103 @@ def schema_violation(document: Any) -> str | None:
     return None if error is None else f"{error.json_path}: {error.message}"
 
 
+_STRING_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_DEPTH_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+
+
+def nesting_depth(value: bytes) -> int:
+    """How deep arrays and objects nest in a JSON text (brackets inside strings ignored); any
+    bytes give a number, without recursion, in C-speed passes."""
+    brackets = _STRING_TOKEN.sub(b"", value).translate(None, _NOT_BRACKETS)
+    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0)
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        seen: set[str] = set()
+        name = next(name for name, _ in pairs if name in seen or seen.add(name))
+        raise _Refused(DUPLICATE_KEY, f"member {name!r} appears more than once")
+    return document
+
+
+def _read_int(text: str) -> int:
+    if len(text) > _MAX_INT_DIGITS:
+        raise _Refused(NUMBER_OUT_OF_RANGE, f"an integer of {len(text)} digits")
+    return int(text)
+
+
+def _read_decimal(text: str) -> Decimal:
+    try:
+        return Decimal(text)
+    except ArithmeticError:  # an exponent beyond what Decimal can hold
+        raise _Refused(NUMBER_OUT_OF_RANGE, f"{text[:40]} cannot be read as a decimal") from None
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _lone_surrogate(node: Any) -> str | None:
+    """A string (member name or value) of the document holding a lone UTF-16 surrogate: JSON's
+    `\ud800` escape reads into Python, but PostgreSQL's jsonb refuses it."""
+    if isinstance(node, str):
+        return node if _SURROGATE.search(node) else None
+    children: Any = ()
+    if isinstance(node, dict):
+        children = (*node, *node.values())
+    elif isinstance(node, list):
+        children = node
+    return next((found for child in children if (found := _lone_surrogate(child))), None)
+
+
+def abbreviated(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    """`text` cut to `limit` characters in the middle: jsonschema puts the offending value
+    first and the cause last ("[...] is too long"), and both must stay readable."""
+    if len(text) <= limit:
+        return text
+    tail = limit // 3
+    return f"{text[: limit - tail - 3]} … {text[-tail + 1 :]}"
+
+
 def _rejection(kind: str, detail: str) -> Rejection:
-    return Rejection(f"{kind}: {detail}"[:MAX_REASON_CHARS])
+    # The reason goes into a text column: no NUL and no lone surrogate may reach PostgreSQL.
+    text = f"{kind}: {detail}".encode("utf-8", "backslashreplace").decode()
+    return Rejection(abbreviated(text.replace("\x00", "\\x00")))
 
 
 def parse_event(key: bytes | None, value: bytes | None) -> Event | Rejection:
-    """The event in a Kafka message, or the first reason it breaks the contract.
+    """The event in a Kafka message, or the first reason it breaks the contract. Never raises,
+    whatever the bytes: a failure no rule foresaw is still a `parser_error` rejection.
 
-    Checks, cheapest first: empty, size, the typed decoding (UTF-8, JSON, schema), money, then
-    the message key and event_id against the order id. Money comes back as `Decimal`.
+    Checks, cheapest first: empty, size, the typed decoding (UTF-8, JSON, schema), the rules
+    msgspec does not check (money, calendar, repeated members), then the message key and
+    event_id against the order id. Money comes back as `Decimal`.
     """
+    try:
+        return _parse(key, value)
+    except Exception as error:  # a bug, not a message class: keep ingesting, keep the message
+        return _rejection(PARSER_ERROR, f"{type(error).__name__}: {error}")
+
+
+def _parse(key: bytes | None, value: bytes | None) -> Event | Rejection:
     if not value:
         return _rejection(EMPTY, "message has no value")
     if len(value) > MAX_MESSAGE_BYTES:
         return _rejection(OVERSIZED, f"{len(value)} bytes > {MAX_MESSAGE_BYTES}")
     try:
         event = _DECODER.decode(value)
-    except (msgspec.MsgspecError, ValueError) as error:  # bad UTF-8 can be a UnicodeDecodeError
-        return _explain(value, str(error))
+    except (msgspec.MsgspecError, ValueError, RecursionError) as error:  # bad UTF-8: ValueError
+        return _reference_verdict(value) or _rejection(SCHEMA_VIOLATION, f"$: {error}")
+    if not _is_plainly_valid(event, value):
+        rejection = _reference_verdict(value)
+        if rejection is not None:
+            return rejection
     order = event.order
-    if not _money_is_valid(order, value):
-        return _explain(value, "money is not a number >= 0 with at most two decimals")
     if key is None:
         return _rejection(KEY_MISMATCH, f"message has no key, expected order_id {order.order_id}")
     if key != order.order_id.encode("ascii"):
@@ -275,24 +437,40 @@ def parse_event(key: bytes | None, value: bytes | None) -> Event | Rejection:
     return event
 
 
-def _explain(value: bytes, fallback: str) -> Rejection:
-    """Why the fast path refused a message, in the reference's words: the first broken layer
-    (UTF-8, JSON, schema version, schema) and, for the schema, where and why."""
+def _reference_verdict(value: bytes) -> Rejection | None:
+    """The reference's verdict on a message: None when it is a valid event, otherwise the first
+    broken layer (UTF-8, depth, JSON, repeated members, surrogates, schema version, schema) and,
+    for the schema, where and why."""
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError as error:
         return _rejection(NOT_UTF8, str(error))
+    depth = nesting_depth(value)
+    if depth > MAX_DEPTH:
+        return _rejection(TOO_DEEP, f"arrays and objects nest {depth} deep > {MAX_DEPTH}")
     try:
-        document = json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
-    except ValueError as error:  # JSONDecodeError is a ValueError, and so is NaN/Infinity
+        document = json.loads(
+            text,
+            parse_float=_read_decimal,
+            parse_int=_read_int,
+            parse_constant=_reject_constant,
+            object_pairs_hook=_unique_members,
+        )
+    except _Refused as refused:
+        return _rejection(refused.kind, str(refused))
+    except (ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError, so is NaN
         return _rejection(INVALID_JSON, str(error))
+    surrogate = _lone_surrogate(document)
+    if surrogate is not None:
+        return _rejection(LONE_SURROGATE, f"{surrogate[:60]!r} (PostgreSQL's jsonb refuses it)")
     if isinstance(document, dict) and "schema_version" in document:
         version = document["schema_version"]
         if type(version) is not int or version != SCHEMA_VERSION:
             return _rejection(
                 UNKNOWN_SCHEMA_VERSION, f"{version!r} (this consumer reads {SCHEMA_VERSION})"
             )
-    return _rejection(SCHEMA_VIOLATION, schema_violation(document) or f"$: {fallback}")
+    violation = schema_violation(document)
+    return None if violation is None else _rejection(SCHEMA_VIOLATION, violation)
 
 
 # Below 1e13 a decimal with at most two places has at most 15 significant digits, so the

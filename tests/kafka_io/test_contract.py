@@ -14,6 +14,7 @@ import msgspec
 import pytest
 from jsonschema import Draft202012Validator
 
+from kafka_io import contract
 from kafka_io.contract import (
     MAX_MESSAGE_BYTES,
     REASON_KINDS,
@@ -23,7 +24,9 @@ from kafka_io.contract import (
     as_document,
     encode_event,
     event_key,
+    is_real_date,
     load_schema,
+    nesting_depth,
     parse_event,
     reference_validator,
     schema_violation,
@@ -138,7 +141,7 @@ def test_money_is_exact_where_floats_are_not() -> None:
 
 
 @pytest.mark.parametrize(
-    "amount", ["0.00", "0.01", "0.07", "1.10", "13664.08", "123456789.99", "999999999999.99"]
+    "amount", ["0.00", "0.01", "0.07", "1.10", "13664.08", "1234567.89", "9999999.99"]
 )
 def test_money_survives_encoding_digit_for_digit(amount: str) -> None:
     event = sample_event()
@@ -316,6 +319,162 @@ BAD_MESSAGES: dict[str, tuple[bytes | None, bytes | None, str, str]] = {
         "event_id_mismatch",
         f"event_id {ORDER_ID}:2 != {ORDER_ID}:3",
     ),
+    # What the pattern allows but PostgreSQL or the models could not hold (issue #10).
+    "a day the calendar does not have": (
+        KEY,
+        mutated("order.purchased_at", "2023-02-30T10:00:00"),
+        "schema_violation",
+        "$.order.purchased_at: '2023-02-30T10:00:00' is not a 'local-date-time'",
+    ),
+    "February 29 of a common year": (
+        KEY,
+        mutated("order.estimated_delivery_date", "2017-02-29"),
+        "schema_violation",
+        "$.order.estimated_delivery_date: '2017-02-29' is not a 'date'",
+    ),
+    "1900 is not a leap year": (
+        KEY,
+        mutated("order.items.0.shipping_limit_at", "1900-02-29T00:00:00"),
+        "schema_violation",
+        "$.order.items[0].shipping_limit_at: '1900-02-29T00:00:00' is not a 'local-date-time'",
+    ),
+    "April 31 in a null-able stage": (
+        KEY,
+        mutated("order.approved_at", "2017-04-31T11:07:15"),
+        "schema_violation",
+        "$.order.approved_at: '2017-04-31T11:07:15' is not a 'local-date-time'",
+    ),
+    "year 0": (
+        KEY,
+        mutated("event_time", "0000-01-01T00:00:00"),
+        "schema_violation",
+        "$.event_time",
+    ),
+    "year beyond 2199 (delivery_days would overflow)": (
+        KEY,
+        mutated("order.delivered_customer_at", "9999-12-31T23:59:59"),
+        "schema_violation",
+        "$.order.delivered_customer_at",
+    ),
+    "money above the bound that keeps sums in numeric(14,2)": (
+        KEY,
+        mutated("order.payments.0.payment_value", Decimal("10000000.00")),
+        "schema_violation",
+        "$.order.payments[0].payment_value: Decimal('10000000.0') is greater than the maximum",
+    ),
+    "money 1e999999": (
+        KEY,
+        sample_bytes_replacing(b'"price":29.99', b'"price":1e999999'),
+        "schema_violation",
+        "$.order.items[0].price: Decimal('1E+999999') is greater than the maximum",
+    ),
+    "too many items": (
+        KEY,
+        mutated("order.items", sample_event()["order"]["items"] * 1001),
+        "schema_violation",
+        "$.order.items: [",
+    ),
+    "too many payments": (
+        KEY,
+        mutated("order.payments", sample_event()["order"]["payments"] * 1001),
+        "schema_violation",
+        "is too long",
+    ),
+    "deeply nested arrays": (KEY, b"[" * 100_000 + b"]" * 100_000, "too_deep", "100000 deep"),
+    "deeply nested objects, unterminated": (KEY, b'{"a":' * 50_000, "too_deep", "50000 deep"),
+    "deep nesting inside an event": (
+        KEY,
+        sample_bytes_replacing(b'"sao paulo"', b"[" * 2000 + b"]" * 2000),
+        "too_deep",
+        "2003 deep",  # event > order > customer > 2,000 arrays
+    ),
+    "brackets inside strings are not nesting": (
+        KEY,
+        mutated("order.customer.city", "[" * 5000),
+        "schema_violation",
+        "$.order.customer.city: '[[[[",
+    ),
+    "lone high surrogate": (
+        KEY,
+        sample_bytes_replacing(b'"sao paulo"', b'"sao \\ud800 paulo"'),
+        "lone_surrogate",
+        "'sao \\ud800 paulo'",
+    ),
+    "lone low surrogate in a category": (
+        KEY,
+        sample_bytes_replacing(b'"utilidades_domesticas"', b'"\\udc00"'),
+        "lone_surrogate",
+        "\\udc00",
+    ),
+    "lone surrogate in a member name": (
+        KEY,
+        sample_bytes_replacing(b'"sequence":2', b'"sequence":2,"\\ud83d":1'),
+        "lone_surrogate",
+        "\\ud83d",
+    ),
+    "a surrogate written as UTF-8 bytes": (
+        KEY,
+        sample_bytes_replacing(b"sao paulo", "sao \udc80".encode("utf-8", "surrogatepass")),
+        "not_utf8",
+        "can't decode",
+    ),
+    "repeated member, last value valid": (
+        KEY,
+        sample_bytes_replacing(b'"sequence":2', b'"sequence":3,"sequence":2'),
+        "duplicate_key",
+        "'sequence' appears more than once",
+    ),
+    "repeated member, same value": (
+        KEY,
+        sample_bytes_replacing(b'"state":"SP"', b'"state":"SP","state":"SP"'),
+        "duplicate_key",
+        "'state'",
+    ),
+    "repeated member with escapes": (
+        KEY,
+        sample_bytes_replacing(b'"state":"SP"', b'"state":"SP","st\\u0061te":"SP"'),
+        "duplicate_key",
+        "'state'",
+    ),
+    "Infinity is not json": (
+        KEY,
+        sample_bytes_replacing(b"29.99", b"Infinity"),
+        "invalid_json",
+        "Infinity is not valid JSON",
+    ),
+    "-Infinity is not json": (
+        KEY,
+        sample_bytes_replacing(b"29.99", b"-Infinity"),
+        "invalid_json",
+        "-Infinity",
+    ),
+    "integer of 5,000 digits": (
+        KEY,
+        sample_bytes_replacing(b'"sequence":2', b'"sequence":1' + b"0" * 4999),
+        "number_out_of_range",
+        "an integer of 5000 digits",
+    ),
+    "exponent beyond Decimal": (
+        KEY,
+        sample_bytes_replacing(b"8.72", b"1e9999999999999999999"),
+        "number_out_of_range",
+        "1e9999999999999999999",
+    ),
+    "UTF-16": (KEY, encode_event(sample_event()).decode().encode("utf-16"), "not_utf8", "0xff"),
+    "UTF-8 byte order mark": (
+        KEY,
+        b"\xef\xbb\xbf" + encode_event(sample_event()),
+        "invalid_json",
+        "BOM",
+    ),
+    "a JSON string at the top": (KEY, b'"event"', "schema_violation", "is not of type 'object'"),
+    "null at the top": (KEY, b"null", "schema_violation", "None is not of type 'object'"),
+    "key of arbitrary bytes": (
+        b"\x00\xff\xfe",
+        encode_event(sample_event()),
+        "key_mismatch",
+        "b'\\x00\\xff\\xfe' != order_id",
+    ),
 }
 
 
@@ -328,6 +487,97 @@ def test_bad_message_is_rejected_with_a_precise_grouped_reason(name: str) -> Non
     assert result.reason.startswith(f"{kind}: ")
     assert detail in result.reason
     assert kind in REASON_KINDS
+
+
+def test_reasons_are_storable_text_whatever_the_message() -> None:
+    # A NUL or a lone surrogate in the reason would make the dead-letter COPY itself fail.
+    for value in (
+        mutated("order.customer.city", "sao\x00paulo"),
+        sample_bytes_replacing(b'"sequence":2', b'"sequence":2,"\\ud800\\u0000":1'),
+    ):
+        result = parse_event(KEY, value)
+        assert isinstance(result, Rejection)
+        assert "\x00" not in result.reason
+        assert result.reason.encode("utf-8")
+
+
+def test_an_unforeseen_failure_is_a_rejection_not_an_exception(monkeypatch) -> None:
+    def broken(*_: object) -> None:
+        raise KeyError("bug")
+
+    monkeypatch.setattr(contract, "_parse", broken)
+    result = parse_event(KEY, encode_event(sample_event()))
+    assert result == Rejection("parser_error: KeyError: 'bug'")
+    assert result.kind in REASON_KINDS
+
+
+BOUNDARY_EDITS: dict[str, tuple[str, Any]] = {
+    "leap day": ("order.purchased_at", "2016-02-29T23:59:59"),
+    "2000 is a leap year": ("order.estimated_delivery_date", "2000-02-29"),
+    "first second of 1900": ("event_time", "1900-01-01T00:00:00"),
+    "last second of 2199": ("order.delivered_customer_at", "2199-12-31T23:59:59"),
+    "day 31": ("order.items.0.shipping_limit_at", "2017-12-31T00:00:00"),
+    "largest amount": ("order.items.0.price", Decimal("9999999.99")),
+    "largest sequence": ("sequence", 2147483647),
+    "no items": ("order.items", []),
+    "no payments": ("order.payments", []),
+    "1,000 items": ("order.items", sample_event()["order"]["items"] * 1000),
+    "unicode city": ("order.customer.city", "são paulo ☃ \U0001f600"),
+    "quotes and backslashes in a city": ("order.customer.city", 'a "b" \\ c:'),
+}
+
+
+@pytest.mark.parametrize("name", list(BOUNDARY_EDITS))
+def test_boundary_values_are_accepted(name: str) -> None:
+    path, value = BOUNDARY_EDITS[name]
+    event = sample_event()
+    if path == "sequence":
+        event["event_id"] = f"{ORDER_ID}:{value}"
+    message = mutated(path, value) if path != "sequence" else encode_event({**event, path: value})
+    parsed = parse_event(KEY, message)
+    assert isinstance(parsed, Event), parsed
+
+
+def test_escaped_text_is_decided_by_the_reference_and_accepted() -> None:
+    # A surrogate pair (escaped emoji) and escaped member names are valid JSON for one value.
+    value = sample_bytes_replacing(b'"sao paulo"', b'"sao \\ud83d\\ude00"')
+    value = value.replace(b'"state":', b'"st\\u0061te":')
+    parsed = parse_event(KEY, value)
+    assert isinstance(parsed, Event), parsed
+    assert parsed.order.customer.city == "sao \U0001f600"
+
+
+@pytest.mark.parametrize(
+    ("text", "real"),
+    [
+        ("2017-02-28T00:00:00", True),
+        ("2017-02-29T00:00:00", False),
+        ("2016-02-29", True),
+        ("1900-02-29", False),
+        ("2000-02-29", True),
+        ("2017-04-31", False),
+        ("2017-05-31T23:59:59", True),
+        ("2017-02-30", False),
+    ],
+)
+def test_is_real_date(text: str, real: bool) -> None:
+    assert is_real_date(text) is real
+
+
+@pytest.mark.parametrize(
+    ("value", "depth"),
+    [
+        (b"1", 0),
+        (b"{}", 1),
+        (b'{"a": [[{}]]}', 4),
+        (b"[" * 40 + b"]" * 40, 40),
+        (b'["[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["]', 1),
+        (b'["\\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["]', 1),
+        (b"[" * 50, 50),
+    ],
+)
+def test_nesting_depth_ignores_strings(value: bytes, depth: int) -> None:
+    assert nesting_depth(value) == depth
 
 
 def test_size_is_checked_before_decoding() -> None:
@@ -379,7 +629,14 @@ CANDIDATES: list[Any] = [
     "03149",
     "2017-10-02T11:07:15",
     "2017-13-02T11:07:15",
+    "2017-02-29T11:07:15",
+    "2016-02-29T23:59:59",
+    "0000-01-01T00:00:00",
     "2017-10-02",
+    "2017-06-31",
+    "2000-02-29",
+    Decimal("9999999.99"),
+    Decimal("10000000.00"),
     ORDER_ID,
     ORDER_ID.upper(),
     "order_shipped",
