@@ -77,18 +77,18 @@ final as (
         count(*) filter (where is_revenue_order) as revenue_order_count,
         coalesce(
             sum(total_price) filter (where is_revenue_order), 0
-        )::numeric(16, 2) as total_revenue,
+        )::numeric(38, 2) as total_revenue,
         coalesce(
             sum(total_freight) filter (where is_revenue_order), 0
-        )::numeric(16, 2) as total_freight,
+        )::numeric(38, 2) as total_freight,
         coalesce(
             sum(total_payment) filter (where is_revenue_order), 0
-        )::numeric(16, 2) as total_payment,
+        )::numeric(38, 2) as total_payment,
         round(
             sum(total_price) filter (where is_revenue_order)
             / nullif(count(*) filter (where is_revenue_order), 0),
             2
-        )::numeric(16, 2) as avg_order_value,
+        )::numeric(38, 2) as avg_order_value,
         coalesce(sum(item_count) filter (where is_revenue_order), 0) as items_sold
     from flagged_orders
     group by order_date, customer_state

@@ -88,7 +88,7 @@ customer_totals as (
         count(*) as total_orders,
         coalesce(
             sum(order_value) filter (where {{ is_revenue_order('order_status') }}), 0
-        )::numeric(16, 2) as lifetime_value
+        )::numeric(38, 2) as lifetime_value
     from ranked_orders
     group by customer_unique_id
 
