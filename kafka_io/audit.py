@@ -1,59 +1,130 @@
-"""Reconciliation of Kafka offsets with PostgreSQL rows: every consumed offset is accounted for."""
+"""Reconciliation of Kafka offsets with PostgreSQL rows: every consumed offset is accounted for,
+and the stored offsets still match Kafka's log (same topic, within its start and end)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import psycopg
+from kafka import KafkaConsumer, TopicPartition
 from psycopg import sql
 
-# Per partition of a topic: the consumer's own accounting must match the rows in the tables.
+# Per epoch and partition of a topic: the consumers' own accounting (summed over groups, each
+# of which counts what it found already stored as duplicates) must match the rows.
 _RECONCILE = """
 with accounting as (
-    select kafka_partition,
+    select kafka_epoch, kafka_partition,
            sum(next_offset - first_offset)::bigint as consumed,
            sum(inserted)::bigint as inserted,
            sum(duplicates)::bigint as duplicates,
-           sum(rejected)::bigint as rejected
+           sum(rejected)::bigint as rejected,
+           min(next_offset) as min_next,
+           max(next_offset) as max_next
     from {schema}.consumer_offsets
     where kafka_topic = %(topic)s
-    group by kafka_partition
+    group by kafka_epoch, kafka_partition
 ),
 events as (
-    select kafka_partition, count(*) as n from {schema}.raw_orders
-    where kafka_topic = %(topic)s group by kafka_partition
+    select kafka_epoch, kafka_partition, count(*) as n from {schema}.raw_orders
+    where kafka_topic = %(topic)s group by kafka_epoch, kafka_partition
 ),
 dead as (
-    select kafka_partition, count(*) as n from {schema}.raw_orders_rejected
-    where kafka_topic = %(topic)s group by kafka_partition
+    select kafka_epoch, kafka_partition, count(*) as n from {schema}.raw_orders_rejected
+    where kafka_topic = %(topic)s group by kafka_epoch, kafka_partition
+),
+keys as (
+    select kafka_epoch, kafka_partition from accounting
+    union select kafka_epoch, kafka_partition from events
+    union select kafka_epoch, kafka_partition from dead
 )
-select coalesce(a.kafka_partition, e.kafka_partition, d.kafka_partition) as kafka_partition,
+select k.kafka_epoch, k.kafka_partition,
        coalesce(a.consumed, 0), coalesce(a.inserted, 0), coalesce(a.duplicates, 0),
-       coalesce(a.rejected, 0), coalesce(e.n, 0), coalesce(d.n, 0)
-from accounting as a
-full join events as e on e.kafka_partition = a.kafka_partition
-full join dead as d on d.kafka_partition = coalesce(a.kafka_partition, e.kafka_partition)
-order by 1
+       coalesce(a.rejected, 0), coalesce(e.n, 0), coalesce(d.n, 0), a.min_next, a.max_next
+from keys as k
+left join accounting as a using (kafka_epoch, kafka_partition)
+left join events as e using (kafka_epoch, kafka_partition)
+left join dead as d using (kafka_epoch, kafka_partition)
+order by 1, 2
 """
 
+_EPOCH = "select kafka_epoch, topic_id from {schema}.topic_epochs where kafka_topic = %(topic)s"
 
-def reconcile_offsets(conn: psycopg.Connection, schema: str, topic: str) -> list[dict]:
-    """One dict per partition with ``ok`` False where offsets and rows disagree."""
-    rows = conn.execute(
-        sql.SQL(_RECONCILE).format(schema=sql.Identifier(schema)), {"topic": topic}
-    ).fetchall()
-    report = []
-    for partition, consumed, inserted, duplicates, rejected, event_rows, dead_rows in rows:
-        report.append(
-            {
-                "partition": partition,
-                "consumed_offsets": consumed,
-                "inserted": inserted,
-                "duplicates": duplicates,
-                "rejected": rejected,
-                "event_rows": event_rows,
-                "dead_letter_rows": dead_rows,
-                "ok": consumed == inserted + duplicates + rejected
-                and inserted == event_rows
-                and rejected == dead_rows,
-            }
+
+@dataclass(frozen=True)
+class KafkaLog:
+    """Kafka's side of a topic now: its id and each partition's offsets [start, end)."""
+
+    topic_id: str | None
+    starts: dict[int, int]
+    ends: dict[int, int]
+
+
+def read_kafka_log(bootstrap: str, topic: str, timeout_ms: int = 10000) -> KafkaLog:
+    """The topic's id and log bounds (no partitions if it does not exist)."""
+    from kafka_io.consumer import topic_id
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        starts = consumer.beginning_offsets(tps, timeout_ms=timeout_ms)
+        ends = consumer.end_offsets(tps, timeout_ms=timeout_ms)
+        return KafkaLog(
+            topic_id(consumer, topic),
+            {tp.partition: o for tp, o in starts.items()},
+            {tp.partition: o for tp, o in ends.items()},
         )
+    finally:
+        consumer.close()
+
+
+def log_problem(
+    partition: int, min_next: int | None, max_next: int | None, log: KafkaLog
+) -> str | None:
+    """Why the stored next offsets of the current epoch do not fit Kafka's log, or None."""
+    if partition not in log.ends:
+        return f"partition {partition} is not in Kafka's topic"
+    if max_next is not None and max_next > log.ends[partition]:
+        return f"stored next_offset {max_next} past Kafka's log end {log.ends[partition]}"
+    if min_next is not None and min_next < log.starts[partition]:
+        return f"stored next_offset {min_next} before Kafka's log start {log.starts[partition]}"
+    return None
+
+
+def reconcile_offsets(
+    conn: psycopg.Connection, schema: str, topic: str, kafka: KafkaLog | None = None
+) -> list[dict]:
+    """One dict per (epoch, partition) with ``ok`` False where offsets and rows disagree, or,
+    given ``kafka``, where the current epoch's offsets or topic id do not match Kafka's log."""
+    ident = sql.Identifier(schema)
+    params = {"topic": topic}
+    rows = conn.execute(sql.SQL(_RECONCILE).format(schema=ident), params).fetchall()
+    epochs = dict(conn.execute(sql.SQL(_EPOCH).format(schema=ident), params).fetchall())
+    current = max(epochs, default=0)
+    report = []
+    for epoch, partition, consumed, inserted, dups, rejected, event_rows, dead_rows, lo, hi in rows:
+        entry = {
+            "epoch": epoch,
+            "partition": partition,
+            "consumed_offsets": consumed,
+            "inserted": inserted,
+            "duplicates": dups,
+            "rejected": rejected,
+            "event_rows": event_rows,
+            "dead_letter_rows": dead_rows,
+            "ok": consumed == inserted + dups + rejected
+            and inserted == event_rows
+            and rejected == dead_rows,
+        }
+        if kafka is not None and epoch == current:
+            problem = log_problem(partition, lo, hi, kafka)
+            recorded = epochs.get(epoch)
+            if (
+                problem is None
+                and None not in (recorded, kafka.topic_id)
+                and (recorded != kafka.topic_id)
+            ):
+                problem = f"topic recreated: Kafka's id {kafka.topic_id}, stored {recorded}"
+            entry["kafka_problem"] = problem
+            entry["ok"] = entry["ok"] and problem is None
+        report.append(entry)
     return report

@@ -228,13 +228,13 @@ class PostgresSink:
                     )
             events = [a for a in accepted if a.offset >= floor[a.partition]]
             dead = [r for r in rejected if r[1] >= floor[r[0]]]
+            received = Counter(a.partition for a in events) + Counter(r[0] for r in dead)
             inserted = Counter()
             if events:
                 inserted, refused = self._insert_events(conn, events)
                 if refused:
                     dead += db_rejections(refused, records)
             written = self._insert_dead_letters(conn, dead) if dead else Counter()
-            received = Counter(a.partition for a in events) + Counter(r[0] for r in dead)
             saved = {p: max(n, floor[p]) for p, n in next_offsets.items()}
             parts = list(saved)
             conn.execute(
@@ -539,6 +539,7 @@ class Ingestor:
         self._writing: tuple[Future, ParsedBatch] | None = None
         self._stats = IngestStats()  # the current run's, also fed by rebalance-time drains
         self.fatal: Exception | None = None  # raised by the loop (set in a rebalance callback)
+        self._unverified: dict[TopicPartition, int] = {}  # resumed, not yet checked with Kafka
         self.follow = False  # --follow: outages are waited out forever, not for a budget
         self._kafka_seen = time.monotonic()  # last time the broker answered
 
@@ -607,17 +608,11 @@ class Ingestor:
         after checking that Kafka's log still holds it (never skip records in silence)."""
         stored = self._retrying(self.sink.stored_offsets)
         consumer = self._consumer()
-        held = [tp for tp in partitions if tp.partition in stored]
-        if held:
-            timeout = int(self.settings.kafka_retry_seconds * 1000)
-            starts = consumer.beginning_offsets(held, timeout_ms=timeout)
-            ends = consumer.end_offsets(held, timeout_ms=timeout)
-            for tp in held:
-                found = offset_mismatch(stored[tp.partition], PartitionLog(starts[tp], ends[tp]))
-                if found is not None:
-                    raise OffsetMismatchError(
-                        self.topic, tp.partition, stored[tp.partition], *found
-                    )
+        # Checked against Kafka's log by the loop, before anything polled is written: this may
+        # run in a rebalance callback, where kafka-python forbids blocking Kafka calls.
+        self._unverified.update(
+            {tp: stored[tp.partition] for tp in partitions if tp.partition in stored}
+        )
         for tp in partitions:
             if tp.partition in stored:
                 consumer.seek(tp, stored[tp.partition])
@@ -628,6 +623,18 @@ class Ingestor:
             self.topic,
             {tp.partition: stored.get(tp.partition, "start") for tp in partitions},
         )
+
+    def _verify_log(self) -> None:
+        """OffsetMismatchError if Kafka's log no longer holds a resumed partition's offset."""
+        pending, self._unverified = self._unverified, {}
+        tps = list(pending)
+        timeout = int(self.settings.kafka_retry_seconds * 1000)
+        starts = self._consumer().beginning_offsets(tps, timeout_ms=timeout)
+        ends = self._consumer().end_offsets(tps, timeout_ms=timeout)
+        for tp, stored in pending.items():
+            found = offset_mismatch(stored, PartitionLog(starts[tp], ends[tp]))
+            if found is not None:
+                raise OffsetMismatchError(self.topic, tp.partition, stored, *found)
 
     # --- the loop ------------------------------------------------------------------------
     def run(
@@ -663,6 +670,8 @@ class Ingestor:
                     )
                     if self.fatal is not None:
                         raise self.fatal
+                    if self._unverified:
+                        self._verify_log()
                     batch = self._bounded(records, stop_at)
                     if records:
                         self._kafka_seen = time.monotonic()

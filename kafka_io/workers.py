@@ -210,7 +210,7 @@ def _worker_main(
     try:
         stats = _run_share(settings, share)
     except IngestError as exc:  # a named cause: the parent prints it as its one line
-        log.error("worker %d stopped: %s", k, exc)
+        log.info("worker %d stopped: %s", k, exc)  # the parent prints it, once
         results.put((k, exc))
         raise SystemExit(1) from None
     except BaseException as exc:  # reported to the parent, which exits non-zero

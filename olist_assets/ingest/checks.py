@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 from psycopg import sql
 
-from kafka_io.audit import reconcile_offsets
+from kafka_io.audit import read_kafka_log, reconcile_offsets
 from olist_assets.ingest.assets import RAW_ORDERS_KEY, raw_orders
 from olist_assets.resources import OlistIngestResource
 
@@ -73,14 +73,16 @@ def raw_orders_dead_letters(
     asset=raw_orders,
     name="offsets_reconcile",
     description=(
-        "Per partition, offsets consumed = inserted + duplicates + rejected, and the counts "
-        "match the rows in raw_orders and raw_orders_rejected."
+        "Per partition, offsets consumed = inserted + duplicates + rejected, the counts "
+        "match the rows in raw_orders and raw_orders_rejected, and the stored offsets still "
+        "fit Kafka's log (same topic id, between its start and end)."
     ),
 )
 def raw_orders_offsets_reconcile(ingest: OlistIngestResource) -> dg.AssetCheckResult:
     s = ingest.settings()
+    kafka = read_kafka_log(s.kafka_bootstrap, s.kafka_topic)
     with ingest.connect() as conn:
-        report = reconcile_offsets(conn, s.raw_schema, s.kafka_topic)
+        report = reconcile_offsets(conn, s.raw_schema, s.kafka_topic, kafka)
     bad = [r["partition"] for r in report if not r["ok"]]
     return dg.AssetCheckResult(
         passed=not bad,
