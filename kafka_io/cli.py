@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import sys
@@ -113,6 +114,14 @@ def replay(data_dir, synthetic, seed, speed, limit, topic, partitions, verbose) 
     _configure_logging(verbose)
     s = get_settings()
     topic = topic or s.kafka_topic
+    try:
+        # Read the first event before touching Kafka: a --data-dir without the CSVs must
+        # not create the topic on its way to failing.
+        events = itertools.chain([next(iter(events))], events)
+    except FileNotFoundError as exc:
+        fail(f"--data-dir {data_dir}: {exc}")
+    except StopIteration:
+        events = iter(())
     try:
         if ensure_topic(s.kafka_bootstrap, topic, partitions or s.kafka_partitions):
             click.echo(f"created topic {topic}", err=True)

@@ -579,7 +579,7 @@ class Ingestor:
         """The epoch of the topic's log in PostgreSQL; OffsetMismatchError if Kafka's topic is
         not the one the stored offsets refer to (deleted and recreated, even with more records
         than we stored: only the topic id tells)."""
-        if consumer.partitions_for_topic(self.topic) is None:
+        if not consumer.partitions_for_topic(self.topic):
             raise IngestError(
                 f"--topic {self.topic}: no such topic on Kafka at {self.settings.kafka_bootstrap}"
             )
@@ -816,7 +816,7 @@ def reset_to_log_start(
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
     try:
         partitions = consumer.partitions_for_topic(topic)
-        if partitions is None:
+        if not partitions:
             raise IngestError(
                 f"--topic {topic}: no such topic on Kafka at {settings.kafka_bootstrap}"
             )
