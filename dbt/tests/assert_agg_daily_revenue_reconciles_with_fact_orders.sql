@@ -1,11 +1,10 @@
 -- agg_daily_revenue must add up to fact_orders, cell by cell (order date × customer state):
 -- every count and sum. Catches a cell the incremental path forgot to recompute (e.g. after a
--- late cancelation). Per batch, over the cells agg_daily_revenue's last build rewrote; every
--- cell after a full build or on schedule. Returns one row per cell that disagrees.
+-- late cancelation). Per batch, over the cells agg_daily_revenue's last build rewrote (its
+-- recorded change set); every cell after a full build or on schedule. Returns one row per
+-- cell that disagrees.
 
--- depends_on: {{ ref('int_orders_latest') }}
-
-{%- set cells = rebuilt_rows('agg_daily_revenue') %}
+{%- set cells = batch_scope(ref('agg_daily_revenue')) %}
 
 with
 

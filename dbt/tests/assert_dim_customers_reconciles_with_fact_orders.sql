@@ -1,11 +1,10 @@
 -- dim_customers must add up to fact_orders, customer by customer: one row per
 -- customer_unique_id of fact_orders, every order counted once, lifetime value = order_value of
--- revenue orders. Per batch, over the customers dim_customers' last build rewrote; every
--- customer after a full build or on schedule. Returns one row per customer that disagrees.
+-- revenue orders. Per batch, over the customers dim_customers' last build rewrote (its
+-- recorded change set); every customer after a full build or on schedule. Returns one row
+-- per customer that disagrees.
 
--- depends_on: {{ ref('int_orders_latest') }}
-
-{%- set customers = rebuilt_rows('dim_customers') %}
+{%- set customers = batch_scope(ref('dim_customers')) %}
 
 with
 

@@ -1,28 +1,24 @@
 -- fact_orders holds exactly one row per order present in raw_orders (fact_orders.order_id is
 -- tested unique separately): no raw order is missing from it, no row of it lacks raw events.
--- Per batch, over the orders fact_orders' last build rewrote (= the orders with an event
--- ingested since its lower bound); whole tables after a full build or on schedule.
--- Returns one row per order found on one side only.
+-- Per batch, over the orders fact_orders' last build rewrote (its recorded change set, read
+-- on both sides through their order_id indexes); whole tables after a full build or on
+-- schedule. Returns one row per order found on one side only.
 
--- depends_on: {{ ref('int_orders_latest') }}
-
-{%- set since = none if full_history_tests() else last_batch('fact_orders')[0] %}
+{%- set orders = batch_scope(ref('fact_orders')) %}
 
 with
 
 raw_orders as (
 
     select * from {{ source('raw', 'raw_orders') }}
-    {% if since is not none %}
-        where ingested_at > {{ since }}
-    {% endif %}
+    where {{ orders }}
 
 ),
 
 fact_orders as (
 
     select * from {{ ref('fact_orders') }}
-    where {{ rebuilt_rows('fact_orders') }}
+    where {{ orders }}
 
 ),
 

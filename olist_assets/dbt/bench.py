@@ -22,7 +22,6 @@ from olist_assets.dbt.project import dbt_project
 from olist_assets.dbt.sandbox import DBT_BIN, DbtSandbox, environ, rows_affected
 
 PHASES = ("model", "test", "unit_test", "operation")
-RECENT_EVENTS = 1000
 
 
 def phase_seconds(results: list[dict]) -> dict[str, float]:
@@ -88,12 +87,8 @@ def run_dbt_bench(
     echo(f"{len(events):,} events: {len(history):,} history, then a batch of {len(batch):,}")
     rounds = []
     with DbtSandbox(settings, work_dir) as box:
-        # Like a stream: history was ingested long ago, only its last 1,000 events within the
-        # incremental lookback (10 minutes) before the batch, which an incremental run re-reads.
-        box.load(history[:-RECENT_EVENTS])
-        box.age_raw("1 hour")
-        box.load(history[-RECENT_EVENTS:])
-        box.age_raw("1 hour")
+        # The incremental run reads the batch's offset range alone, however recent history is.
+        box.load(history)
         target = work_dir / "target"
         with environ({**box.dbt_env_vars(), "DBT_TARGET_PATH": str(target)}):
             dbt = TimedDbt(target)

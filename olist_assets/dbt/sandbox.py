@@ -99,16 +99,23 @@ class DbtSandbox:
     def schema(self, name: str, prefix: str | None = None) -> str:
         return f"{self.prefix if prefix is None else prefix}{name}"
 
-    def load(self, events: Iterable[EventDocument]) -> int:
+    def load(self, events: Iterable[EventDocument], group: str | None = None) -> int:
         """COPY events into raw_orders in one transaction, as the consumer stores them: the
-        payload is the message value (`encode_event`), offsets continue from the last load.
-        Returns the number of events loaded."""
+        payload is the message value (`encode_event`), offsets continue from the last load,
+        and `group`'s next_offset in consumer_offsets moves past them in the same transaction
+        (dbt's incremental watermark). Returns the number of events loaded."""
         copy_sql = sql.SQL("copy {}.raw_orders ({}) from stdin").format(
             sql.Identifier(self.raw_schema), sql.SQL(", ").join(map(sql.Identifier, RAW_COLUMNS))
         )
         topic = self.settings.kafka_topic
         first = self.next_offset
-        with self.ingest.transaction(), self.ingest.cursor() as cur, cur.copy(copy_sql) as copy:
+        with self.ingest.transaction(), self.ingest.cursor() as cur:
+            self._copy_events(cur, copy_sql, topic, events)
+            self._save_offset(cur, group or self.settings.kafka_group, first)
+        return self.next_offset - first
+
+    def _copy_events(self, cur, copy_sql, topic: str, events: Iterable[EventDocument]) -> None:
+        with cur.copy(copy_sql) as copy:
             for event in events:
                 copy.write_row(
                     (
@@ -124,30 +131,37 @@ class DbtSandbox:
                     )
                 )
                 self.next_offset += 1
-        return self.next_offset - first
+
+    def _save_offset(self, cur, group: str, first: int) -> None:
+        """The consumer's accounting row for partition 0: next_offset and rows inserted."""
+        cur.execute(
+            sql.SQL(
+                "insert into {}.consumer_offsets as o (consumer_group, kafka_topic, "
+                "kafka_partition, first_offset, next_offset, inserted) "
+                "values (%s, %s, 0, %s, %s, %s) "
+                "on conflict (consumer_group, kafka_topic, kafka_epoch, kafka_partition) do update set "
+                "next_offset = excluded.next_offset, inserted = o.inserted + excluded.inserted"
+            ).format(sql.Identifier(self.raw_schema)),
+            (group, self.settings.kafka_topic, first, self.next_offset, self.next_offset - first),
+        )
 
     def unload_from(self, offset: int) -> int:
-        """Delete the events loaded at `offset` or later (benchmark rounds replay a batch)."""
-        cur = self.ingest.execute(
-            sql.SQL("delete from {}.raw_orders where kafka_offset >= %s").format(
-                sql.Identifier(self.raw_schema)
-            ),
-            (offset,),
-        )
+        """Delete the events loaded at `offset` or later and move every group's next_offset
+        back to it (benchmark rounds replay a batch; dbt then sees offsets go backwards)."""
+        schema = sql.Identifier(self.raw_schema)
+        with self.ingest.transaction():
+            cur = self.ingest.execute(
+                sql.SQL("delete from {}.raw_orders where kafka_offset >= %s").format(schema),
+                (offset,),
+            )
+            self.ingest.execute(
+                sql.SQL(
+                    "update {}.consumer_offsets set next_offset = least(next_offset, %s)"
+                ).format(schema),
+                (offset,),
+            )
         self.next_offset = offset
         return cur.rowcount
-
-    def age_raw(self, interval: str = "1 hour") -> None:
-        """Pretend every event so far was ingested `interval` earlier (beyond the lookback)."""
-        self.ingest.execute(
-            sql.SQL("update {}.raw_orders set ingested_at = ingested_at - %s::interval").format(
-                sql.Identifier(self.raw_schema)
-            ),
-            (interval,),
-        )
-        self.ingest.execute(
-            sql.SQL("analyze {}.raw_orders").format(sql.Identifier(self.raw_schema))
-        )
 
     def dbt_env_vars(self, prefix: str | None = None) -> dict[str, str]:
         """The environment production gives dbt, pointed at this sandbox."""

@@ -41,17 +41,12 @@ def test_a_bad_row_fails_its_batch_and_history_is_tested_on_schedule(
     def of(chosen: set[str]) -> list:
         return [copy.deepcopy(e) for e in events if e["order"]["order_id"] in chosen]
 
-    # History ingested long ago; only its last 50 events within the incremental lookback.
-    past = of(history)
-    dbt_env.load(past[:-50])
-    dbt_env.age_raw("1 hour")
-    dbt_env.load(past[-50:])
-    dbt_env.age_raw("1 hour")
+    # History bulk-loaded right before the batches.
+    dbt_env.load(of(history))
     dbt_env.dbt("build")
-    recent = {e["order"]["order_id"] for e in past[-50:]}
 
     # Break a row of history behind dbt's back: a good batch's build does not read it.
-    old_order = sorted(history - recent)[0]
+    old_order = sorted(history)[0]
     dbt_env.rows(
         sql.SQL("update {} set order_status = 'lost' where order_id = %s returning 1").format(
             sql.Identifier(dbt_env.schema("analytics"), "fact_orders")
@@ -60,7 +55,7 @@ def test_a_bad_row_fails_its_batch_and_history_is_tested_on_schedule(
     )
     dbt_env.load(of(batch_1))
     good = dbt_env.dbt(*dbt_build_args())
-    assert good.rows_affected("fact_orders") == len(batch_1 | recent)
+    assert good.rows_affected("fact_orders") == len(batch_1)
 
     # A batch with one bad row: its build fails on that row alone ('misplaced', not the old
     # row's 'lost': accepted_values returns one row per bad value).
@@ -85,22 +80,26 @@ def test_a_bad_row_fails_its_batch_and_history_is_tested_on_schedule(
 def test_batch_tests_read_only_the_rows_the_batch_rewrote(dbt_env, olist_data, events_of):
     events = events_of(sample_orders(olist_data, first=300))
     head, tail = events[:-40], events[-40:]
-    dbt_env.load(head[:-50])
-    dbt_env.age_raw("1 hour")
-    dbt_env.load(head[-50:])
-    dbt_env.age_raw("1 hour")
+    dbt_env.load(head)
     dbt_env.dbt("build")
     dbt_env.load(tail)
     run = dbt_env.dbt("build", "--exclude-resource-type", "unit_test")
     compiled = dbt_env.target_path(dbt_env.prefix) / "compiled"
     unique_fact = next(compiled.rglob("unique_fact_orders_order_id*.sql")).read_text()
-    assert "_source_ingested_at >" in unique_fact  # scoped to the batch's orders
-    # The scope is the batch's rewrite (its orders plus the lookback's), not history.
+    assert "fact_orders__change_set" in unique_fact  # scoped to the batch's orders
+    # The scope is the batch's rewrite (the change set fact_orders recorded), not history.
     scope = unique_fact.split("from (select * from ", 1)[1].split(") dbt_subquery", 1)[0]
     # The relation and predicate dbt compiled, counted as they are.
     scoped = dbt_env.rows(sql.SQL("select count(*) as n from ") + sql.SQL(scope))[0]["n"]
-    assert scoped == run.rows_affected("fact_orders") < len(dbt_env.table("fact_orders"))
+    batch_orders = {e["order"]["order_id"] for e in tail}
+    assert scoped == run.rows_affected("fact_orders") == len(batch_orders)
+    assert scoped < len(dbt_env.table("fact_orders"))
+    # raw_orders' tests read the batch's offset range: the events of the batch.
+    not_null_raw = next(compiled.rglob("source_not_null_raw_raw_orders_order_id*.sql")).read_text()
+    raw_scope = not_null_raw.split("from (select * from ", 1)[1].split(") dbt_subquery", 1)[0]
+    raw_scoped = dbt_env.rows(sql.SQL("select count(*) as n from ") + sql.SQL(raw_scope))[0]["n"]
+    assert raw_scoped == len(tail)
     # A full refresh tests whole tables again.
     dbt_env.dbt("build", "--full-refresh")
     unique_fact = next(compiled.rglob("unique_fact_orders_order_id*.sql")).read_text()
-    assert "_source_ingested_at >" not in unique_fact
+    assert "__change_set" not in unique_fact

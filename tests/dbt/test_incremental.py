@@ -1,5 +1,7 @@
 """An incremental `dbt build` after a second batch of events gives exactly the tables a
-`--full-refresh` build gives, including orders canceled after their first build."""
+`--full-refresh` build gives, including orders canceled after their first build, and its
+change set (from the consumer's offsets, recorded per model) is the batch's orders alone,
+right after a bulk load."""
 
 from __future__ import annotations
 
@@ -62,15 +64,35 @@ def split_stream(
     return first, second, {e["order"]["order_id"] for e in late_cancel}, out_of_order["event_id"]
 
 
+# Bookkeeping, not data: the number of the build that wrote the row differs by design.
+BUILD_COLUMNS = {"_build_seq"}
+
+
 def table_difference(env, table: tuple[str, str], prefix_a: str, prefix_b: str) -> int:
+    """Rows of one build's table missing from the other's, both ways (data columns)."""
     layer, name = table
     a = sql.Identifier(env.schema(layer, prefix_a), name)
     b = sql.Identifier(env.schema(layer, prefix_b), name)
+    names = env.rows(
+        "select column_name from information_schema.columns"
+        " where table_schema = %s and table_name = %s order by ordinal_position",
+        (env.schema(layer, prefix_a), name),
+    )
+    columns = sql.SQL(", ").join(
+        sql.Identifier(r["column_name"]) for r in names if r["column_name"] not in BUILD_COLUMNS
+    )
     query = sql.SQL(
-        "select (select count(*) from (select * from {a} except all select * from {b}) as d)"
-        " + (select count(*) from (select * from {b} except all select * from {a}) as d) as n"
-    ).format(a=a, b=b)
+        "select (select count(*) from (select {c} from {a} except all select {c} from {b}) as d)"
+        " + (select count(*) from (select {c} from {b} except all select {c} from {a}) as d)"
+        " as n"
+    ).format(a=a, b=b, c=columns)
     return env.rows(query)[0]["n"]
+
+
+def change_set(env, model: str) -> set[tuple]:
+    """The keys `model`'s last build recorded as rewritten."""
+    relation = sql.Identifier(env.schema("staging"), f"{model}__change_set")
+    return {tuple(r.values()) for r in env.rows(sql.SQL("select * from {}").format(relation))}
 
 
 def test_incremental_build_equals_full_refresh(dbt_env, olist_data, events_of):
@@ -78,12 +100,9 @@ def test_incremental_build_equals_full_refresh(dbt_env, olist_data, events_of):
     first, second, canceled_later, out_of_order_event = split_stream(events_of(orders))
     assert canceled_later
 
-    # Batch 1 was ingested an hour or more before batch 2; only its last 50 events fall
-    # inside the incremental lookback (10 minutes) before its high-water mark.
-    dbt_env.load(first[:-50])
-    dbt_env.age_raw("1 hour")
-    dbt_env.load(first[-50:])
-    dbt_env.age_raw("1 hour")
+    # Batch 1 is a bulk load committed right before batch 2: no clock decides what batch 2's
+    # build reads, its offsets do.
+    dbt_env.load(first)
     dbt_env.dbt("build")
     before = {r["order_id"]: r for r in dbt_env.table("fact_orders")}
     assert all(before[o]["order_status"] != "canceled" for o in canceled_later)
@@ -96,11 +115,22 @@ def test_incremental_build_equals_full_refresh(dbt_env, olist_data, events_of):
     full_prefix = dbt_env.prefix + "full_"
     dbt_env.dbt("build", "--full-refresh", prefix=full_prefix)
 
-    # The incremental run recomputed the orders batch 2 touched plus those within the
-    # lookback of batch 1's high-water mark, not all of them.
-    touched = {e["order"]["order_id"] for e in second + first[-50:]}
+    # The incremental run recomputed exactly the orders batch 2 touched, and recorded them
+    # (and their customers and cells) as each model's change set.
+    touched = {e["order"]["order_id"] for e in second}
     assert incremental.rows_affected("int_orders_latest") == len(touched) < len(orders)
     assert incremental.rows_affected("fact_orders") == len(touched)
+    assert change_set(dbt_env, "int_orders_latest") == change_set(dbt_env, "fact_orders")
+    assert change_set(dbt_env, "fact_orders") == {(o,) for o in touched}
+    expected_touched = expected_fact_orders(
+        [o for o in orders if o["order_id"] in touched], olist_data
+    )
+    assert change_set(dbt_env, "dim_customers") == {
+        (r["customer_unique_id"],) for r in expected_touched.values()
+    }
+    assert change_set(dbt_env, "agg_daily_revenue") == {
+        (r["order_date"], r["customer_state"]) for r in expected_touched.values()
+    }
 
     for table in TABLES:
         assert table_difference(dbt_env, table, dbt_env.prefix, full_prefix) == 0, table

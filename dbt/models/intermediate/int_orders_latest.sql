@@ -3,7 +3,7 @@
         unique_key='order_id',
         indexes=[
             {'columns': ['order_id'], 'unique': True},
-            {'columns': ['_source_ingested_at']},
+            {'columns': ['_build_seq']},
         ],
     )
 }}
@@ -20,13 +20,12 @@ events as not materialized (
 
 {% if is_incremental() %}
 
-    -- Orders with an event ingested since the last build (minus the lookback); each is then
-    -- recomputed from all of its events, old and new.
+    -- Orders with an event in this build's offset range (its change set, recorded by the
+    -- pre-hook); each is then recomputed from all of its events, old and new.
     changed_orders as (
 
-        select distinct order_id
-        from events
-        where ingested_at > {{ incremental_column_watermark('_source_ingested_at') }}
+        select change_set.order_id
+        from {{ change_set() }} as change_set
 
     ),
 
@@ -90,7 +89,8 @@ final as (
         total_freight,
         payment_count,
         total_payment,
-        last_ingested_at as _source_ingested_at
+        last_ingested_at as _source_ingested_at,
+        {{ this_build_seq() }} as _build_seq
     from latest_events
 
 )

@@ -4,8 +4,10 @@
         indexes=[
             {'columns': ['order_date', 'customer_state'], 'unique': True},
         ],
-        post_hook=[
-            "{{ save_incremental_state(incremental_state_of('fact_orders')) }}",
+        pre_hook=[
+            "{{ record_change_set(
+                ref('int_orders_latest'), 'purchased_at::date as order_date, customer_state'
+            ) }}",
         ],
     )
 }}
@@ -22,15 +24,15 @@ orders as (
 
 {% if is_incremental() %}
 
-    -- (day, state) cells holding an order that changed since this model's last build; each cell
-    -- is recomputed from all of its orders, so a late cancelation leaves its purchase day.
+    -- (day, state) cells holding an order that changed since this model's last build (its
+    -- change set, recorded by the pre-hook); each cell is recomputed from all of its orders,
+    -- so a late cancelation leaves its purchase day.
     changed_cells as (
 
-        select distinct
-            purchased_at::date as order_date,
-            customer_state
-        from {{ ref('int_orders_latest') }}
-        where _source_ingested_at > {{ incremental_state_watermark() }}
+        select
+            change_set.order_date,
+            change_set.customer_state
+        from {{ change_set() }} as change_set
 
     ),
 

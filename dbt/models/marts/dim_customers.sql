@@ -4,8 +4,8 @@
         indexes=[
             {'columns': ['customer_unique_id'], 'unique': True},
         ],
-        post_hook=[
-            "{{ save_incremental_state(incremental_state_of('fact_orders')) }}",
+        pre_hook=[
+            "{{ record_change_set(ref('int_orders_latest'), 'customer_unique_id') }}",
         ],
     )
 }}
@@ -28,13 +28,12 @@ latest_orders as not materialized (
 
 {% if is_incremental() %}
 
-    -- Customers with an order that changed since this model's last build; each is recomputed
-    -- from all of its orders in fact_orders.
+    -- Customers with an order that changed since this model's last build (its change set,
+    -- recorded by the pre-hook); each is recomputed from all of its orders in fact_orders.
     changed_customers as (
 
-        select distinct customer_unique_id
-        from latest_orders
-        where _source_ingested_at > {{ incremental_state_watermark() }}
+        select change_set.customer_unique_id
+        from {{ change_set() }} as change_set
 
     ),
 

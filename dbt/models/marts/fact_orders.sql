@@ -6,10 +6,8 @@
             {'columns': ['customer_unique_id']},
             {'columns': ['order_date', 'customer_state']},
         ],
-        post_hook=[
-            "{{ save_incremental_state(
-                'select max(_source_ingested_at) from ' ~ ref('int_orders_latest')
-            ) }}",
+        pre_hook=[
+            "{{ record_change_set(ref('int_orders_latest'), 'order_id') }}",
         ],
     )
 }}
@@ -20,7 +18,7 @@ orders as (
 
     select * from {{ ref('int_orders_latest') }}
     {% if is_incremental() %}
-        where _source_ingested_at > {{ incremental_state_watermark() }}
+        where order_id in (select change_set.order_id from {{ change_set() }} as change_set)
     {% endif %}
 
 ),

@@ -38,6 +38,7 @@ select
     coalesce(payload #> '{order,items}', '[]'::jsonb) as items,
     coalesce(payload #> '{order,payments}', '[]'::jsonb) as payments,
     kafka_topic,
+    kafka_epoch,
     kafka_partition,
     kafka_offset,
     ingested_at
