@@ -250,13 +250,10 @@ def ingest(mode, topic, group, schema, batch_size, workers, verbose) -> None:
             until_caught_up=mode == "until-caught-up",
             max_batch=batch_size,
         )
-    except IngestError as exc:
-        fail(str(exc))
-    except KafkaError as exc:
-        fail(f"Kafka at {s.kafka_bootstrap}: {exc}")
-    except psycopg.Error as exc:
-        fail(f"PostgreSQL at {_pg_address(s)}: {one_line(exc)}")
-    except ingest_workers.WorkerError as exc:
+    except Exception as exc:
+        fail_on_service_error(s, exc)
+        if not isinstance(exc, ingest_workers.WorkerError):
+            raise
         fail(f"ingestion stopped: {one_line(exc)}")
     reasons = ", ".join(f"{k}={v}" for k, v in sorted(stats.rejected_reasons.items())) or "none"
     click.echo(
@@ -266,10 +263,16 @@ def ingest(mode, topic, group, schema, batch_size, workers, verbose) -> None:
     )
 
 
-def _pg_address(s) -> str:
+def fail_on_service_error(s, exc: Exception) -> None:
+    """Exit 1 with one line for an error that names its cause or its service; else return."""
     from kafka_io.consumer import pg_address
 
-    return pg_address(s.pg_dsn)
+    if isinstance(exc, IngestError):
+        fail(str(exc))
+    if isinstance(exc, KafkaError):
+        fail(f"Kafka at {s.kafka_bootstrap}: {one_line(exc)}")
+    if isinstance(exc, psycopg.Error):
+        fail(f"PostgreSQL at {pg_address(s.pg_dsn)}: {one_line(exc)}")
 
 
 @cli.group()
@@ -303,12 +306,9 @@ def offsets_reset(topic, group, schema, to_log_start, reason) -> None:
     try:
         epoch, changes = reset_to_log_start(s, topic=topic, group=group, schema=schema,
                                             reason=reason)  # fmt: skip
-    except IngestError as exc:
-        fail(str(exc))
-    except KafkaError as exc:
-        fail(f"Kafka at {s.kafka_bootstrap}: {exc}")
-    except psycopg.Error as exc:
-        fail(f"PostgreSQL at {_pg_address(s)}: {one_line(exc)}")
+    except Exception as exc:
+        fail_on_service_error(s, exc)
+        raise
     for partition, old, new in changes:
         click.echo(f"{topic}[{partition}]: next_offset {old if old is not None else 'none'} "
                    f"-> {new} (epoch {epoch})")  # fmt: skip
