@@ -9,7 +9,7 @@ import copy
 import json
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from hypothesis import HealthCheck, event, given
@@ -19,6 +19,9 @@ from hypothesis import strategies as st
 from kafka_io.contract import (
     MAX_MESSAGE_BYTES,
     Event,
+    EventType,
+    OrderStatus,
+    PaymentType,
     Rejection,
     as_document,
     encode_event,
@@ -84,23 +87,12 @@ items = st.fixed_dictionaries(
 payments = st.fixed_dictionaries(
     {
         "payment_sequential": counts,
-        "payment_type": st.sampled_from(
-            ["credit_card", "boleto", "voucher", "debit_card", "not_defined"]
-        ),
+        "payment_type": st.sampled_from(get_args(PaymentType)),
         "payment_installments": st.integers(0, INT_MAX),
         "payment_value": money,
     }
 )
-STATUSES = [
-    "created",
-    "approved",
-    "invoiced",
-    "processing",
-    "shipped",
-    "delivered",
-    "canceled",
-    "unavailable",
-]
+STATUSES = get_args(OrderStatus)
 
 
 @st.composite
@@ -110,17 +102,7 @@ def valid_events(draw: st.DrawFn) -> dict[str, Any]:
     return {
         "schema_version": 1,
         "event_id": f"{order_id}:{sequence}",
-        "event_type": draw(
-            st.sampled_from(
-                [
-                    "order_created",
-                    "order_approved",
-                    "order_shipped",
-                    "order_delivered",
-                    "order_status_changed",
-                ]
-            )
-        ),
+        "event_type": draw(st.sampled_from(get_args(EventType))),
         "event_time": draw(timestamps),
         "sequence": sequence,
         "order": {
