@@ -81,6 +81,8 @@ class DbtSandbox:
         self.prefix = unique_name("t") + "_"
         self.prefixes = [self.prefix]
         self.next_offset = 0
+        # Tests point this at a copy of the project (e.g. one with an extra dbt package).
+        self.project_dir = DBT_PROJECT_DIR
         self.admin = admin_connect(settings)
         self.ingest = psycopg.connect(settings.pg_dsn, autocommit=True)
         try:
@@ -197,9 +199,9 @@ class DbtSandbox:
                 str(DBT_BIN),
                 *args,
                 "--project-dir",
-                str(DBT_PROJECT_DIR),
+                str(self.project_dir),
                 "--profiles-dir",
-                str(DBT_PROJECT_DIR),
+                str(self.project_dir),
                 "--target-path",
                 str(target),
                 "--log-path",
