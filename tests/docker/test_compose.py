@@ -394,9 +394,10 @@ def test_dagster_storage_is_postgres_via_psycopg2_and_logs_are_shared() -> None:
 def test_dagster_instance_matches_the_local_stacks_where_it_should() -> None:
     local = yaml.safe_load((REPO / "dagster.yaml").read_text())
     docker = docker_instance()
-    # Same storage, run queue limits and run monitoring; the launcher and log paths may differ.
+    # Same storage, run queue, concurrency limits (pools, runs per tag) and run monitoring; the
+    # launcher and log paths may differ.
     assert docker["storage"] == local["storage"]
-    for section in ("run_coordinator", "run_monitoring", "run_retries", "telemetry"):
+    for section in ("run_coordinator", "concurrency", "run_monitoring", "run_retries", "telemetry"):
         mine, theirs = dict(docker.get(section) or {}), dict(local.get(section) or {})
         for config in (mine, theirs):
             config.pop("module", None)  # dagster.core.* and dagster._core.* are the same module
