@@ -117,12 +117,14 @@ class Postgres:
         self.provision()
         return f"PostgreSQL started (pid {self.pid()}, port {self.s.pg_port})"
 
-    def down(self) -> str:
+    def down(self, mode: str = "fast") -> str:
+        """pg_ctl stop: ``fast`` (the default) checkpoints; ``immediate`` is a crash (fault
+        tests on a private stack), recovered from the WAL on the next start."""
         if not self.running():
             return "PostgreSQL not running"
         bin_dir = ensure_installed()
         run_checked(
-            [str(bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"],
+            [str(bin_dir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"],
             "pg_ctl stop",
             **self._as_server_user(),
         )
