@@ -744,3 +744,25 @@ def test_schema_violation_names_the_path_or_none() -> None:
     assert schema_violation(event) == (
         "$.order.items[0].price: Decimal('-5') is less than the minimum of 0"
     )
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda o: None,
+        lambda o: o.update(items=[], payments=[]),
+        lambda o: o.update(items=o["items"] * 3, payments=o["payments"] * 2),
+        lambda o: o["items"][0].update(product_category=None),
+        lambda o: o.update(delivered_carrier_at="2017-10-03T00:00:00"),
+    ],
+)
+def test_fast_path_proves_plain_events_valid_and_counts_a_repeated_member(edit) -> None:
+    # The quote count stands for "no member twice": it must match every plain valid event
+    # exactly (else the fast path is never used) and miss as soon as a member is repeated.
+    event = sample_event()
+    edit(event["order"])
+    value = encode_event(event)
+    decoded = msgspec.json.decode(value, type=Event)
+    assert contract._is_plainly_valid(decoded, value)
+    repeated = value.replace(b'"state":', b'"state":"SP","state":', 1)
+    assert not contract._is_plainly_valid(msgspec.json.decode(repeated, type=Event), repeated)
