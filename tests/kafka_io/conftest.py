@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -11,14 +14,20 @@ from tests.kafka_io.private_stack import PrivateStack
 
 
 @pytest.fixture(scope="session")
-def private_stack_session(tmp_path_factory) -> Iterator[PrivateStack]:
-    """One PostgreSQL and one broker for the whole session (Kafka takes a while to start)."""
-    stack = PrivateStack(get_settings(), tmp_path_factory.mktemp("private_stack"))
+def private_stack_session() -> Iterator[PrivateStack]:
+    """One PostgreSQL and one broker for the whole session (Kafka takes a while to start).
+
+    Not under pytest's basetemp: every pytest session (other people's too) resets
+    /tmp/pytest-of-<user> to 0700 and prunes old runs, which would lock the PostgreSQL user out
+    of its data directory (pg_ctl stop fails) or delete it mid-run."""
+    stack_dir = Path(tempfile.mkdtemp(prefix="olist-private-stack-"))
+    stack = PrivateStack(get_settings(), stack_dir)
     try:
         stack.start()
         yield stack
     finally:
         stack.close()
+        shutil.rmtree(stack_dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ real one (roles, databases, raw schema), and it is stopped by PID at the end.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -86,12 +87,10 @@ class PrivateStack:
         self.start_kafka()
 
     def close(self) -> None:
-        """Stop both by PID (never by name); data stays in the temp dir pytest cleans."""
+        """Stop both by PID (never by name)."""
         for stop in (self.kill_kafka, self.pg.down):
-            try:
+            with contextlib.suppress(StackError):  # stop the other one all the same
                 stop()
-            except StackError:
-                pass
 
     # --- PostgreSQL ------------------------------------------------------------------------
     def start_postgres(self) -> None:

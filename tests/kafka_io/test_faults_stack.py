@@ -104,9 +104,7 @@ def assert_stats_exactly_once(stats, produced: int) -> None:
 
 
 # --- servers crashing under a running consumer (private stack) ---------------------------------
-def test_postgresql_immediate_shutdown_mid_ingest_is_waited_out_exactly_once(
-    private_stack, caplog
-):
+def test_postgresql_immediate_shutdown_mid_ingest_is_waited_out_exactly_once(private_stack, caplog):
     settings, topic, schema, group, produced = private_run(
         private_stack, 3, 750, seed=31, pg_retry_seconds=60
     )
