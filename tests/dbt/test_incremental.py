@@ -5,6 +5,9 @@ right after a bulk load."""
 
 from __future__ import annotations
 
+import copy
+from datetime import date
+
 import pytest
 from psycopg import sql
 
@@ -157,3 +160,99 @@ def test_incremental_build_equals_full_refresh(dbt_env, olist_data, events_of):
         )
     late_order = out_of_order_event.split(":")[0]
     assert before[late_order] == after[late_order] == expected[late_order]
+
+
+def moved_event(event: EventDocument, **order_changes) -> EventDocument:
+    """A later event of `event`'s order (the next sequence) whose snapshot changes
+    `order_changes` (top-level order fields; `customer` is merged into the customer)."""
+    moved = copy.deepcopy(event)
+    sequence = event["sequence"] + 1
+    moved["sequence"] = sequence
+    moved["event_id"] = f"{event['order']['order_id']}:{sequence}"
+    moved["event_type"] = "order_status_changed"
+    customer = order_changes.pop("customer", {})
+    moved["order"].update(order_changes)
+    moved["order"]["customer"].update(customer)
+    return moved
+
+
+def test_order_moved_to_another_cell_and_customer_leaves_the_old_ones(
+    dbt_env, olist_data, events_of
+):
+    """A later event that corrects an order's purchase time, state and customer takes the
+    order out of its old (day, state) cell and its old customer: both are recomputed (or
+    removed, when the order was their only one), so incremental == full refresh."""
+    orders = sample_orders(olist_data, first=300)
+    events = events_of(orders)
+    last_events = {}
+    for event in events:
+        last_events[event["order"]["order_id"]] = event
+    facts = expected_fact_orders(orders, olist_data)
+    cells: dict[tuple, list[str]] = {}
+    customers: dict[str, list[str]] = {}
+    for fact in facts.values():
+        cells.setdefault((fact["order_date"], fact["customer_state"]), []).append(fact["order_id"])
+        customers.setdefault(fact["customer_unique_id"], []).append(fact["order_id"])
+    # `alone`: the only order of its cell and of its customer (both must disappear);
+    # `shared`: an order whose old cell keeps other orders (it must be recomputed without it).
+    alone = next(
+        o
+        for o, f in facts.items()
+        if len(cells[(f["order_date"], f["customer_state"])]) == 1
+        and len(customers[f["customer_unique_id"]]) == 1
+        and f["order_status"] not in ("canceled", "unavailable")
+        and f["total_price"] > 0
+    )
+    shared = next(
+        o
+        for o, f in facts.items()
+        if len(cells[(f["order_date"], f["customer_state"])]) > 1
+        and f["order_status"] not in ("canceled", "unavailable")
+        and f["total_price"] > 0
+    )
+    other_customer = next(
+        c for c, ids in customers.items() if alone not in ids and shared not in ids
+    )
+    batch = [
+        moved_event(
+            last_events[alone],
+            purchased_at="2016-01-02T03:04:05",
+            customer={"state": "AC", "customer_unique_id": "f" * 32},
+        ),
+        moved_event(
+            last_events[shared],
+            purchased_at="2016-01-03T03:04:05",
+            customer={"state": "AP", "customer_unique_id": other_customer},
+        ),
+    ]
+    old = {o: facts[o] for o in (alone, shared)}
+
+    dbt_env.load(events)
+    dbt_env.dbt("build")
+    dbt_env.load(batch)
+    dbt_env.dbt("build")
+    full_prefix = dbt_env.prefix + "full_"
+    dbt_env.dbt("build", "--full-refresh", prefix=full_prefix)
+
+    # The marts' change sets hold the orders' cells and customers before and after the move.
+    assert change_set(dbt_env, "agg_daily_revenue") == {
+        (f["order_date"], f["customer_state"]) for f in old.values()
+    } | {(date(2016, 1, 2), "AC"), (date(2016, 1, 3), "AP")}
+    assert change_set(dbt_env, "dim_customers") == {
+        (f["customer_unique_id"],) for f in old.values()
+    } | {("f" * 32,), (other_customer,)}
+    for table in TABLES:
+        assert table_difference(dbt_env, table, dbt_env.prefix, full_prefix) == 0, table
+
+    revenue = {
+        (r["order_date"], r["customer_state"]): r for r in dbt_env.table("agg_daily_revenue")
+    }
+    alone_cell = (old[alone]["order_date"], old[alone]["customer_state"])
+    shared_cell = (old[shared]["order_date"], old[shared]["customer_state"])
+    assert alone_cell not in revenue
+    assert revenue[shared_cell]["order_count"] == len(cells[shared_cell]) - 1
+    assert revenue[(date(2016, 1, 2), "AC")]["total_revenue"] == old[alone]["total_price"]
+    dim = {r["customer_unique_id"]: r for r in dbt_env.table("dim_customers")}
+    assert old[alone]["customer_unique_id"] not in dim
+    assert dim["f" * 32]["lifetime_value"] == old[alone]["order_value"]
+    assert dim[other_customer]["total_orders"] == len(customers[other_customer]) + 1
