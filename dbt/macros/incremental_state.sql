@@ -226,7 +226,51 @@
     set next_offset = excluded.next_offset;
     {{ save_change_set(
         'select distinct order_id from ' ~ raw_orders ~ ' where ' ~ predicate
-    ) }}
+    ) }};
+    {{ save_replaced_rows() }}
+{%- endmacro %}
+
+
+{#- The rows of `model_name` that its later builds replaced (see save_replaced_rows). -#}
+{% macro replaced_rows(model_name) -%}
+    {%- do return(state_relation(model_name ~ '__replaced')) -%}
+{%- endmacro %}
+
+
+{#-
+    Part of int_orders_latest's pre-hook, after its change set: copy the rows it is about to
+    rewrite, tagged with this build's number. A later event can move an order to another
+    (day, state) cell or another customer; the marts' change sets take those keys from the
+    replaced rows as well as from the new ones, so the old cell and the old customer are
+    recomputed too (or deleted, when the order was their only one).
+    Rows every downstream model has incorporated are dropped. A full build drops the table:
+    its rows get the new build number, so every key is in the marts' next change set (and the
+    table's columns may change).
+-#}
+{% macro save_replaced_rows() -%}
+    {%- set replaced = replaced_rows(this.identifier) -%}
+    {%- set children = [] -%}
+    {%- for node in graph.nodes.values()
+        if node.resource_type == 'model' and model.unique_id in node.depends_on.nodes -%}
+        {%- do children.append(sql_literal(node.alias)) -%}
+    {%- endfor -%}
+    {% if is_incremental() -%}
+        create table if not exists {{ replaced }} as
+        select 0::bigint as _replaced_by_seq, * from {{ this }} with no data;
+        {% if children -%}
+            delete from {{ replaced }}
+            where _replaced_by_seq <= (
+                select min(through_seq) from {{ state_relation('dbt_build_state') }}
+                where model_name in ({{ children | join(', ') }})
+            );
+        {%- endif %}
+        insert into {{ replaced }}
+        select {{ this_build_seq() }}, previous.*
+        from {{ this }} as previous
+        where previous.order_id in (select change_set.order_id from {{ change_set() }} as change_set)
+    {%- else -%}
+        drop table if exists {{ replaced }}
+    {%- endif %}
 {%- endmacro %}
 
 
@@ -245,6 +289,10 @@
     `_build_seq`): its change set is `key_columns` of the rows written by builds after the one
     it last incorporated, up to the build its parents have all incorporated (the lowest
     through_seq among them), so a parent skipped or selected out is caught up next time.
+    The keys are taken from those rows both as they are now and as they were before those
+    builds replaced them (`<changed_rows>__replaced`), so an order that moved to another key
+    takes its old key along; keys left with no row are deleted here, in the model's
+    transaction.
 -#}
 {% macro record_change_set(changed_rows, key_columns) -%}
     {%- if not execute -%}
@@ -259,7 +307,8 @@
             (select through_seq from {{ state_relation('dbt_build_state') }}
              where model_name = {{ sql_literal(this.identifier) }}),
             (select min(through_seq) from {{ state_relation('dbt_build_state') }}
-             where model_name in ({{ parents | join(', ') }}))
+             where model_name in ({{ parents | join(', ') }})),
+            to_regclass({{ sql_literal(replaced_rows(changed_rows.identifier)) }}) is not null
     {%- endset -%}
     {%- set row = run_query(query).rows[0] -%}
     {%- if row[1] is none -%}
@@ -268,11 +317,27 @@
         ) }}
     {%- endif -%}
     {%- set since = row[0] if row[0] is not none and is_incremental() else 0 -%}
+    {%- set keys_sql -%}
+        select distinct {{ key_columns }} from {{ changed_rows }}
+        where _build_seq > {{ since }} and _build_seq <= {{ row[1] }}
+        {%- if row[2] %}
+            -- The same rows as they were before those builds rewrote them: an order that
+            -- moved leaves its old key.
+            union
+            select distinct {{ key_columns }} from {{ replaced_rows(changed_rows.identifier) }}
+            where _replaced_by_seq > {{ since }} and _replaced_by_seq <= {{ row[1] }}
+        {%- endif %}
+    {%- endset -%}
     {{ save_build_state(row[1]) }};
-    {{ save_change_set(
-        'select distinct ' ~ key_columns ~ ' from ' ~ changed_rows
-        ~ ' where _build_seq > ' ~ since ~ ' and _build_seq <= ' ~ row[1]
-    ) }}
+    {{ save_change_set(keys_sql) }}
+    {%- if is_incremental() %};
+        {#- delete+insert deletes only the keys the model's query returns: a key left with no
+            row (a cell or customer whose only order moved away) must go here. -#}
+        {%- set unique_key = model.config.unique_key -%}
+        {%- set key_list = ([unique_key] if unique_key is string else unique_key) | join(', ') %}
+        delete from {{ this }}
+        where ({{ key_list }}) in (select {{ key_list }} from {{ change_set() }})
+    {%- endif %}
 {%- endmacro %}
 
 
