@@ -17,7 +17,7 @@ DBT_SOURCES := dbt/dbt_project.yml dbt/profiles.yml $(shell find dbt/models dbt/
 setup: $(VENV)/.installed $(MANIFEST)
 
 $(MANIFEST): $(VENV)/.installed $(DBT_SOURCES)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dagster-dbt project prepare-and-package --file olist_assets/dbt/project.py
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dagster-dbt project prepare-and-package --file olist_assets/lib/dbt_project.py
 	@touch $@
 
 $(VENV)/.installed: requirements.lock pyproject.toml

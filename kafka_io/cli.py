@@ -1,4 +1,8 @@
-"""The `olist` command line: local stack, replay into Kafka, ingest into PostgreSQL, benchmarks."""
+"""The runtime command line: replay into Kafka, ingest into PostgreSQL, offset resets.
+
+Usable alone (`python -m kafka_io ...`, as the Docker image runs it); the developer's `olist`
+command (olist_dev.cli) adds the local stack, the demo, the UI and the benchmarks to this tree.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from kafka_io.settings import get_settings
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
-    """Olist real-time analytics: local stack, Kafka replay and exactly-once ingestion."""
+    """Olist real-time analytics: Kafka replay and exactly-once ingestion."""
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -26,46 +30,7 @@ def fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
-@cli.group()
-def stack() -> None:
-    """The local PostgreSQL + Kafka stack (no Docker); state under .stack/."""
-
-
-@stack.command("up")
-def stack_up() -> None:
-    """Start PostgreSQL and Kafka (a no-op when they already run); wait until both answer."""
-    from kafka_io.stack import StackError, up
-
-    try:
-        for line in up(get_settings()):
-            click.echo(line)
-    except StackError as exc:
-        fail(str(exc))
-
-
-@stack.command("down")
-def stack_down() -> None:
-    """Stop Kafka and PostgreSQL by PID; data stays on disk."""
-    from kafka_io.stack import StackError, down
-
-    try:
-        for line in down(get_settings()):
-            click.echo(line)
-    except StackError as exc:
-        fail(str(exc))
-
-
-@stack.command("status")
-def stack_status() -> None:
-    """Print shell-sourceable settings (eval "$(olist stack status)"); exit 1 if not running."""
-    from kafka_io.stack import status_lines
-
-    lines, running = status_lines(get_settings())
-    click.echo("\n".join(lines))
-    sys.exit(0 if running else 1)
-
-
-def _configure_logging(verbose: bool) -> None:
+def configure_logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -110,8 +75,8 @@ def replay(data_dir, synthetic, seed, speed, limit, topic, partitions, verbose) 
     from kafka_io.producer import ReplayError, ensure_topic
     from kafka_io.producer import replay as run_replay
 
-    events = _event_source(data_dir, synthetic, seed)
-    _configure_logging(verbose)
+    events = event_source(data_dir, synthetic, seed)
+    configure_logging(verbose)
     s = get_settings()
     topic = topic or s.kafka_topic
     try:
@@ -144,7 +109,7 @@ def replay(data_dir, synthetic, seed, speed, limit, topic, partitions, verbose) 
     )
 
 
-def _event_source(data_dir: Path | None, synthetic: int | None, seed: int):
+def event_source(data_dir: Path | None, synthetic: int | None, seed: int):
     """Events of the real CSVs in ``data_dir`` or of ``synthetic`` generated orders (lazy)."""
     if (data_dir is None) == (synthetic is None):
         raise click.UsageError("give exactly one of --data-dir DIR or --synthetic N")
@@ -238,7 +203,7 @@ def ingest(mode, topic, group, schema, batch_size, workers, verbose) -> None:
 
     if mode is None:
         raise click.UsageError("give --until-caught-up or --follow")
-    _configure_logging(verbose)
+    configure_logging(verbose)
     s = get_settings()
     try:
         stats = ingest_workers.ingest(
@@ -313,47 +278,6 @@ def offsets_reset(topic, group, schema, to_log_start, reason) -> None:
         click.echo(f"{topic}[{partition}]: next_offset {old if old is not None else 'none'} "
                    f"-> {new} (epoch {epoch})")  # fmt: skip
     click.echo(f"{topic} epoch {epoch} starts at Kafka's log start for group {group}")
-
-
-@cli.group()
-def bench() -> None:
-    """Benchmarks (figures, not pass/fail tests)."""
-
-
-@bench.command("ingest")
-@click.option("--data-dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--synthetic", type=click.IntRange(min=1), metavar="N")
-@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option(
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("bench/results/ingest.json"),
-    show_default=True,
-)
-@click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Processes of our consumer [default: CPU count, as `olist ingest`].")  # fmt: skip
-def bench_ingest(data_dir, synthetic, repeat, output, workers) -> None:
-    """Our consumer vs the naive one vs kafka-python and COPY ceilings (events/s)."""
-    from kafka_io.bench import run_ingest_bench
-
-    events = _event_source(data_dir, synthetic, 42)
-    _configure_logging(False)
-    s = get_settings()
-    admin_dsn = s.admin_dsn_for(s.pg_database)
-    result = run_ingest_bench(
-        s,
-        events,
-        admin_dsn=admin_dsn,
-        output=output,
-        repeat=repeat,
-        workers=workers,
-    )
-    click.echo(f"{result['events']} events, median of {repeat} run(s):")
-    for name, rate in result["events_per_second"].items():
-        click.echo(f"  {name:<14} {rate:>10,} events/s")
-    for name, ratio in result["ratios"].items():
-        click.echo(f"  {name:<24} {ratio:>6} (target {result['targets'][name]})")
-    click.echo(f"written to {output}")
 
 
 def main(argv: list[str] | None = None, group: click.Group = cli) -> int:

@@ -1,18 +1,19 @@
 """One settings object per process, read from the environment (``OLIST_*``).
 
-Defaults point at the local stack started by ``olist stack up``; the passwords' defaults are
-for that throwaway local stack only — set the variables for anything else.
+Every environment variable the runtime reads goes through `Settings` (`get_settings()`, cached
+per process). Defaults point at the local stack started by ``olist stack up``; the passwords'
+defaults are for that throwaway local stack only — set the variables for anything else. The
+local stack's own settings (versions, heap, OS user, state folder, superuser) live in the dev
+package (`olist_dev.settings.StackSettings`).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from functools import cache
 from urllib.parse import quote
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def pg_dsn(user: str, password: str, host: str, port: int, database: str) -> str:
@@ -29,8 +30,6 @@ class Settings(BaseSettings):
     pg_host: str = "127.0.0.1"
     pg_port: int = 55432
     pg_database: str = "olist"
-    pg_admin_user: str = "olist_admin"
-    pg_admin_password: str = "olist_admin"
     ingest_user: str = "olist_ingest"
     ingest_password: str = "olist_ingest"
     dbt_user: str = "olist_dbt"
@@ -41,28 +40,27 @@ class Settings(BaseSettings):
     # Explicit DSN for ingestion; overrides the parts above when set.
     pg_dsn_override: str | None = Field(default=None, validation_alias="OLIST_PG_DSN")
     raw_schema: str = "raw"
+    # Prefix of dbt's `staging`/`analytics` schemas (dbt/macros/generate_schema_name.sql reads
+    # the same variable): tests and sandboxes build into their own schemas.
+    schema_prefix: str = ""
+    # How old the newest ingested event may be before raw_orders counts as stale.
+    raw_freshness_minutes: float = 60
+    # Where `olist docs serve` serves the dbt docs (the assets link there).
+    dbt_docs_port: int = 8580
 
     # Kafka.
     kafka_bootstrap_override: str | None = Field(
         default=None, validation_alias="OLIST_KAFKA_BOOTSTRAP"
     )
     kafka_port: int = 9092
-    kafka_controller_port: int = 9093
     kafka_topic: str = "olist.orders"
     kafka_group: str = "olist-ingest"
     kafka_partitions: int = 6
-    kafka_version: str = "4.1.1"
-    kafka_heap: str = "512m"
 
     # Bounded retry budgets: past them an outage ends in ServiceUnavailableError (a named
     # failure) instead of a consumer that waits forever. `--follow` ignores them.
     pg_retry_seconds: float = 60
     kafka_retry_seconds: float = 60
-
-    # Local stack state: one git-ignored folder.
-    stack_dir: Path = REPO_ROOT / ".stack"
-    # Unprivileged OS user that runs PostgreSQL when we are root.
-    pg_os_user: str = "olistpg"
 
     @property
     def pg_dsn(self) -> str:
@@ -76,14 +74,13 @@ class Settings(BaseSettings):
         return self.kafka_bootstrap_override or f"127.0.0.1:{self.kafka_port}"
 
     @property
-    def pg_admin_dsn(self) -> str:
-        return self.admin_dsn_for("postgres")
+    def analytics_schema(self) -> str:
+        """The marts' schema (dbt's `analytics` with the schema prefix)."""
+        return self.schema_prefix + "analytics"
 
-    def admin_dsn_for(self, database: str) -> str:
-        """Superuser DSN (local stack set-up, tests and benchmarks only)."""
-        return pg_dsn(
-            self.pg_admin_user, self.pg_admin_password, self.pg_host, self.pg_port, database
-        )
+    @property
+    def dbt_docs_url(self) -> str:
+        return f"http://127.0.0.1:{self.dbt_docs_port}"
 
     @property
     def dbt_pg_dsn(self) -> str:
@@ -102,5 +99,8 @@ class Settings(BaseSettings):
         )
 
 
+@cache
 def get_settings() -> Settings:
+    """This process's settings, read once (tests that change the environment call
+    ``get_settings.cache_clear()``)."""
     return Settings()

@@ -1,15 +1,20 @@
-"""The code location: assembles each concern's definitions, nothing else."""
+"""The code location: every definition under `olist_assets/defs/`, one folder per concern.
+
+Nothing to list by hand: `load_from_defs_folder` finds the assets, checks, sensors, jobs,
+schedules and resources in the modules of `defs/` (`[tool.dg]` in pyproject.toml)."""
+
+from pathlib import Path
 
 import dagster as dg
 
-from olist_assets import automation, dbt, ingest
-from olist_assets.resources import OlistIngestResource
+from olist_assets.lib.dbt_project import dbt_project
 
-defs = dg.Definitions.merge(
-    ingest.defs,
-    dbt.defs,
-    automation.defs,
-    # One process per run, steps in it: a subprocess per step would re-import Dagster and
-    # dbt for each of them, which dominates the latency of a small ingestion run.
-    dg.Definitions(resources={"ingest": OlistIngestResource()}, executor=dg.in_process_executor),
-)
+PROJECT_ROOT = Path(__file__).resolve().parent.parent  # holds pyproject.toml ([tool.dg])
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    # Under `dagster dev` / `dg dev` only: re-parse the dbt project when it changed. Elsewhere
+    # the manifest is built ahead (make setup, the Docker image), so loading never parses dbt.
+    dbt_project.prepare_if_dev()
+    return dg.load_from_defs_folder(path_within_project=PROJECT_ROOT)

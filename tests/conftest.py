@@ -14,9 +14,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from kafka_io.settings import Settings, get_settings
-from kafka_io.stack.common import unique_name
-from kafka_io.stack.postgres import admin_connect, provision_raw_schema
+from kafka_io.settings import get_settings
+from olist_dev.settings import StackSettings
+from olist_dev.stack.common import unique_name
+from olist_dev.stack.postgres import admin_connect, provision_raw_schema
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 OLIST_DATA_DIR = Path(os.environ.get("OLIST_DATA_DIR", REPO_ROOT.parent / "shared/data/olist"))
@@ -31,12 +32,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.services)
 
 
-@pytest.fixture(scope="session")
-def settings() -> Settings:
-    """The local stack's settings; fails (never skips) when the stack is not running."""
-    from kafka_io.stack import status_lines
+@pytest.fixture(autouse=True)
+def _fresh_settings() -> Iterator[None]:
+    """get_settings() caches per process; a test that changes OLIST_* (monkeypatch) reads its
+    own values, and the next test the environment again."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
-    s = get_settings()
+
+@pytest.fixture(scope="session")
+def settings() -> StackSettings:
+    """The local stack's settings; fails (never skips) when the stack is not running."""
+    from olist_dev.stack import status_lines
+
+    s = StackSettings()
     _, running = status_lines(s)
     if not running and not os.environ.get("OLIST_TEST_EXTERNAL_STACK"):
         pytest.fail("the local stack is not running: run `make up` (or `olist stack up`)")
@@ -44,13 +54,13 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-def admin_conn(settings: Settings) -> Iterator[psycopg.Connection]:
+def admin_conn(settings: StackSettings) -> Iterator[psycopg.Connection]:
     with admin_connect(settings) as conn:
         yield conn
 
 
 @pytest.fixture
-def raw_schema(settings: Settings) -> Iterator[str]:
+def raw_schema(settings: StackSettings) -> Iterator[str]:
     """A fresh raw schema with production privileges (owned by the ingestion role)."""
     name = unique_name("t_raw")
     with admin_connect(settings) as conn:
@@ -62,7 +72,7 @@ def raw_schema(settings: Settings) -> Iterator[str]:
 
 
 @pytest.fixture
-def kafka_topic(settings: Settings) -> Iterator[str]:
+def kafka_topic(settings: StackSettings) -> Iterator[str]:
     """A fresh topic with 3 partitions, deleted afterwards."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic

@@ -15,13 +15,13 @@ import pytest
 
 from kafka_io.contract import EventDocument
 from kafka_io.olist_csv import OlistOrder, events_in_time_order, read_orders
-from olist_assets.dbt.sandbox import DbtRun, DbtSandbox
+from olist_dev.dbt_sandbox import DbtRun, DbtSandbox
 from tests.conftest import OLIST_DATA_DIR
 from tests.dbt.expected_marts import OlistData, read_olist
 
 
 class DbtEnv(DbtSandbox):
-    """The shared sandbox (olist_assets/dbt/sandbox.py); a failed dbt run fails the test
+    """The shared sandbox (olist_dev/dbt_sandbox.py); a failed dbt run fails the test
     unless `check=False`."""
 
     def dbt(self, *args: str, prefix: str | None = None, check: bool = True) -> DbtRun:

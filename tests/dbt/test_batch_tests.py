@@ -9,7 +9,7 @@ import copy
 import pytest
 from psycopg import sql
 
-from olist_assets.dbt.assets import dbt_build_args
+from olist_assets.defs.dbt.assets import dbt_build_args
 from tests.dbt.expected_marts import sample_orders
 
 pytestmark = pytest.mark.services

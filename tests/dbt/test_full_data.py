@@ -13,7 +13,7 @@ from psycopg import sql
 
 from kafka_io.contract import MAX_MESSAGE_BYTES, EventDocument, encode_event, event_key
 from kafka_io.olist_csv import replay_events
-from kafka_io.stack.common import unique_name
+from olist_dev.stack.common import unique_name
 from tests.conftest import OLIST_DATA_DIR
 from tests.dbt.expected_marts import (
     expected_agg_daily_revenue,

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from psycopg import sql
 
-from olist_assets.dbt.project import DBT_PROJECT_DIR
-from olist_assets.dbt.sandbox import DBT_BIN
+from olist_assets.lib.dbt_project import DBT_PROJECT_DIR
+from olist_dev.dbt_sandbox import DBT_BIN
 from tests.dbt.expected_marts import sample_orders
 
 pytestmark = pytest.mark.services

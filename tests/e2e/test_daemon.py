@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from olist_assets.e2e import E2EPipeline
+from olist_dev.e2e import E2EPipeline
 
 CHAIN = ["olist_orders_topic", "raw_orders", "stg_orders", "fact_orders", "agg_daily_revenue"]
 CHECKED = ["raw_orders", "stg_orders", "fact_orders", "dim_customers", "agg_daily_revenue"]

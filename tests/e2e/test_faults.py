@@ -13,8 +13,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from kafka_io.stack.common import wait_until
-from olist_assets.e2e import E2EPipeline, kill_tree
+from olist_dev.e2e import E2EPipeline, kill_tree
+from olist_dev.stack.common import wait_until
 
 LAG_SENSOR = "kafka_lag_sensor"
 DBT_STEP = "olist_dbt_models"

@@ -12,15 +12,15 @@ from kafka import KafkaProducer
 from psycopg import sql
 
 from kafka_io.contract import encode_event, event_key
-from kafka_io.settings import Settings
+from olist_dev.settings import StackSettings
 from tests.conftest import REPO_ROOT
 
 
-def produce_events(settings: Settings, topic: str, events: Iterable[dict]) -> int:
+def produce_events(settings: StackSettings, topic: str, events: Iterable[dict]) -> int:
     return produce_raw(settings, topic, ((event_key(e), encode_event(e)) for e in events))
 
 
-def produce_raw(settings: Settings, topic: str, messages: Iterable[tuple]) -> int:
+def produce_raw(settings: StackSettings, topic: str, messages: Iterable[tuple]) -> int:
     producer = KafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap, acks="all", max_request_size=2 * 1024 * 1024
     )
@@ -53,12 +53,14 @@ def start_ingest(topic: str, schema: str, group: str, *extra: str) -> subprocess
     )  # fmt: skip
 
 
-def fetch(settings: Settings, query: str, schema: str, params: list | None = None) -> list[tuple]:
+def fetch(
+    settings: StackSettings, query: str, schema: str, params: list | None = None
+) -> list[tuple]:
     with psycopg.connect(settings.pg_dsn) as conn:
         return conn.execute(sql.SQL(query).format(schema=sql.Identifier(schema)), params).fetchall()
 
 
-def stored_offsets(settings: Settings, schema: str, group: str, topic: str) -> dict[int, int]:
+def stored_offsets(settings: StackSettings, schema: str, group: str, topic: str) -> dict[int, int]:
     rows = fetch(
         settings,
         "select kafka_partition, next_offset from {schema}.consumer_offsets "
@@ -69,13 +71,13 @@ def stored_offsets(settings: Settings, schema: str, group: str, topic: str) -> d
     return dict(rows)
 
 
-def kafka_committed(settings: Settings, group: str, topic: str) -> dict[int, int]:
+def kafka_committed(settings: StackSettings, group: str, topic: str) -> dict[int, int]:
     from kafka_io.lag import group_lag
 
     return {p.partition: p.committed for p in group_lag(settings.kafka_bootstrap, group, topic)}
 
 
-def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
+def end_offsets(settings: StackSettings, topic: str) -> dict[int, int]:
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)

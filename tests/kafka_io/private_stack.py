@@ -1,7 +1,7 @@
 """A private, throwaway PostgreSQL + Kafka for tests that stop, kill or restart a server.
 
 Other people's tests run on the shared local stack (55432/9092) at the same time: a fault test
-must never touch it. This stack is built with kafka_io.stack's own classes from a copy of the
+must never touch it. This stack is built with olist_dev.stack's own classes from a copy of the
 settings with free ports and its own state directory, so it is provisioned exactly like the
 real one (roles, databases, raw schema), and it is stopped by PID at the end.
 """
@@ -20,11 +20,11 @@ import psycopg
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
-from kafka_io.settings import Settings
-from kafka_io.stack.common import StackError, pid_alive, port_in_use, wait_until
-from kafka_io.stack.kafka import MARKER as KAFKA_MARKER
-from kafka_io.stack.kafka import Kafka
-from kafka_io.stack.postgres import Postgres, admin_connect, provision_raw_schema
+from olist_dev.settings import StackSettings
+from olist_dev.stack.common import StackError, pid_alive, port_in_use, wait_until
+from olist_dev.stack.kafka import MARKER as KAFKA_MARKER
+from olist_dev.stack.kafka import Kafka
+from olist_dev.stack.postgres import Postgres, admin_connect, provision_raw_schema
 
 
 def free_ports(count: int) -> list[int]:
@@ -39,7 +39,7 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
-def private_settings(base: Settings, stack_dir: Path) -> Settings:
+def private_settings(base: StackSettings, stack_dir: Path) -> StackSettings:
     """``base`` moved to free ports and ``stack_dir``; explicit DSN/bootstrap overrides (from
     the environment) are dropped, or they would still point at the shared stack."""
     pg_port, kafka_port, controller_port = free_ports(3)
@@ -56,7 +56,7 @@ def private_settings(base: Settings, stack_dir: Path) -> Settings:
     )
 
 
-def env_for(settings: Settings) -> dict[str, str]:
+def env_for(settings: StackSettings) -> dict[str, str]:
     """Environment for an `olist` subprocess that must use ``settings``' services."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OLIST_")}
     env.update(
@@ -71,7 +71,7 @@ def env_for(settings: Settings) -> dict[str, str]:
 class PrivateStack:
     """One PostgreSQL and one single-node KRaft broker, with stop/kill/start helpers."""
 
-    def __init__(self, base: Settings, stack_dir: Path):
+    def __init__(self, base: StackSettings, stack_dir: Path):
         self.settings = private_settings(base, stack_dir)
         self.pg = Postgres(self.settings)
         self.kafka = Kafka(self.settings)

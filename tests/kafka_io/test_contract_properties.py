@@ -29,7 +29,7 @@ from kafka_io.contract import (
     parse_event,
     reference_validator,
 )
-from kafka_io.stack.common import unique_name
+from olist_dev.stack.common import unique_name
 from tests.dbt.conftest import dbt_env  # noqa: F401 (the dbt sandbox fixture)
 from tests.kafka_io.ingest_helpers import fetch, produce_events, run_ingest
 from tests.kafka_io.test_contract import edited, value_paths

@@ -28,9 +28,9 @@ from kafka_io.consumer import (
     pg_address,
 )
 from kafka_io.migrations import migrate_dsn
-from kafka_io.stack.common import unique_name
-from kafka_io.stack.postgres import admin_connect
 from kafka_io.synthetic import synthetic_events
+from olist_dev.stack.common import unique_name
+from olist_dev.stack.postgres import admin_connect
 from tests.conftest import REPO_ROOT
 from tests.kafka_io.ingest_helpers import (
     end_offsets,

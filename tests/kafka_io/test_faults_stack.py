@@ -20,8 +20,8 @@ import psycopg
 import pytest
 
 from kafka_io import workers
-from kafka_io.stack.common import unique_name, wait_until
 from kafka_io.synthetic import synthetic_events
+from olist_dev.stack.common import unique_name, wait_until
 from tests.conftest import REPO_ROOT
 from tests.kafka_io.ingest_helpers import (
     end_offsets,

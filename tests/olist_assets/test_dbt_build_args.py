@@ -6,8 +6,10 @@ import json
 
 import dagster as dg
 
-from olist_assets.dbt.assets import dbt_build_args
-from olist_assets.definitions import defs
+from olist_assets.definitions import defs as load_defs
+from olist_assets.defs.dbt.assets import dbt_build_args
+
+defs = load_defs()  # @dg.definitions: loading is a call, not an import
 
 
 def test_per_batch_build_skips_unit_tests_and_keeps_the_project_scope():

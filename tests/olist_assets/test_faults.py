@@ -3,7 +3,6 @@ within the retry budget; the pools that keep ingestion and dbt one at a time, wh
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -11,11 +10,13 @@ import dagster as dg
 import yaml
 
 from kafka_io.settings import get_settings
-from olist_assets.definitions import defs
-from olist_assets.e2e import free_port
-from olist_assets.ingest.assets import olist_orders_topic, raw_orders
-from olist_assets.resources import OlistIngestResource, dbt_pool, ingest_pool
+from olist_assets.definitions import defs as load_defs
+from olist_assets.defs.ingest.assets import olist_orders_topic, raw_orders
+from olist_assets.lib.resources import OlistIngestResource, dbt_pool, ingest_pool
+from olist_dev.e2e import free_port
 from tests.conftest import REPO_ROOT
+
+defs = load_defs()  # @dg.definitions: loading is a call, not an import
 
 RETRY_SECONDS = 2
 
@@ -57,7 +58,7 @@ def test_every_ingesting_and_dbt_step_claims_its_pool():
     s = get_settings()
     graph = defs.resolve_asset_graph()
     assert graph.get(dg.AssetKey("raw_orders")).pools == {ingest_pool(s.kafka_topic, s.kafka_group)}
-    warehouse = {dbt_pool(s.pg_database, os.environ.get("OLIST_SCHEMA_PREFIX", ""))}
+    warehouse = {dbt_pool(s.pg_database, s.schema_prefix)}
     for name in ["stg_orders", "int_orders_latest", "fact_orders", "dim_customers",
                  "agg_daily_revenue", "dbt_docs"]:  # fmt: skip
         (pool,) = graph.get(dg.AssetKey(name)).pools

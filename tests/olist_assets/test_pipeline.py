@@ -13,16 +13,22 @@ from dagster_dbt import DbtCliResource
 from psycopg import sql
 
 from kafka_io.synthetic import synthetic_events
-from olist_assets.dbt.assets import olist_dbt_models
-from olist_assets.dbt.project import dbt_project
-from olist_assets.ingest.assets import olist_orders_topic, raw_orders
-from olist_assets.ingest.checks import raw_orders_checks
-from olist_assets.ingest.sensors import kafka_lag_sensor
-from olist_assets.resources import OlistIngestResource
+from olist_assets.defs.dbt.assets import olist_dbt_models
+from olist_assets.defs.ingest.assets import olist_orders_topic, raw_orders
+from olist_assets.defs.ingest.checks import raw_orders_dead_letters, raw_orders_offsets_reconcile
+from olist_assets.defs.ingest.sensors import kafka_lag_sensor
+from olist_assets.lib.dbt_project import dbt_project
+from olist_assets.lib.resources import OlistIngestResource
 from tests.conftest import admin_connect
 from tests.kafka_io.ingest_helpers import end_offsets, produce_events
 
-ASSETS = [olist_orders_topic, raw_orders, *raw_orders_checks, olist_dbt_models]
+ASSETS = [
+    olist_orders_topic,
+    raw_orders,
+    raw_orders_dead_letters,
+    raw_orders_offsets_reconcile,
+    olist_dbt_models,
+]
 
 
 def resources(pipeline) -> dict:

@@ -12,9 +12,9 @@ import psycopg
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from psycopg import sql
 
-from kafka_io.stack import status_lines
-from kafka_io.stack.kafka import Kafka
-from kafka_io.stack.postgres import Postgres
+from olist_dev.stack import status_lines
+from olist_dev.stack.kafka import Kafka
+from olist_dev.stack.postgres import Postgres
 from tests.conftest import REPO_ROOT, unique_name
 
 OLIST = [sys.executable, "-m", "kafka_io.cli"]

@@ -22,10 +22,11 @@ from psycopg.rows import dict_row
 
 from kafka_io.contract import EventDocument, encode_event
 from kafka_io.migrations import migrate
-from kafka_io.settings import Settings
-from kafka_io.stack.common import unique_name
-from kafka_io.stack.postgres import admin_connect, provision_raw_schema
-from olist_assets.dbt.project import DBT_PROJECT_DIR
+from kafka_io.settings import get_settings
+from olist_assets.lib.dbt_project import DBT_PROJECT_DIR
+from olist_dev.settings import StackSettings
+from olist_dev.stack.common import unique_name
+from olist_dev.stack.postgres import admin_connect, provision_raw_schema
 
 DBT_BIN = Path(sys.executable).with_name("dbt")
 MART_SCHEMAS = ("staging", "analytics")
@@ -58,9 +59,11 @@ class DbtRun:
 
 @contextmanager
 def environ(values: Mapping[str, str]) -> Iterator[None]:
-    """Set environment variables for the block (DbtCliResource passes os.environ to dbt)."""
+    """Set environment variables for the block (DbtCliResource passes os.environ to dbt), and
+    re-read the settings inside and after it (get_settings caches them per process)."""
     saved = {key: os.environ.get(key) for key in values}
     os.environ.update(values)
+    get_settings.cache_clear()
     try:
         yield
     finally:
@@ -69,12 +72,13 @@ def environ(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+        get_settings.cache_clear()
 
 
 class DbtSandbox:
     """One raw schema, schema prefix(es) and the dbt invocations that build into them."""
 
-    def __init__(self, settings: Settings, work_dir: Path):
+    def __init__(self, settings: StackSettings, work_dir: Path):
         self.settings = settings
         self.work_dir = work_dir
         self.raw_schema = unique_name("t_raw")

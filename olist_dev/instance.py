@@ -7,14 +7,14 @@ import shutil
 import sys
 from pathlib import Path
 
-from kafka_io.settings import REPO_ROOT, Settings
+from olist_dev.settings import REPO_ROOT, StackSettings
 
 
-def dagster_home(settings: Settings) -> Path:
+def dagster_home(settings: StackSettings) -> Path:
     return settings.stack_dir / "dagster"
 
 
-def dagster_env(settings: Settings) -> dict[str, str]:
+def dagster_env(settings: StackSettings) -> dict[str, str]:
     """Environment for dagster processes: DAGSTER_HOME plus every OLIST_* that dagster.yaml reads.
 
     Also prepares DAGSTER_HOME with the repo's dagster.yaml (copied, so edits apply next start).

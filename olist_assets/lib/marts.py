@@ -1,16 +1,9 @@
 """Reads of the marts for metadata and summaries, with the dbt role's (read) rights."""
 
-import os
-
 import psycopg
 from psycopg import sql
 
 from kafka_io.settings import Settings
-
-
-def analytics_schema() -> str:
-    """The marts' schema; tests isolate with OLIST_SCHEMA_PREFIX (see dbt/macros)."""
-    return os.environ.get("OLIST_SCHEMA_PREFIX", "") + "analytics"
 
 
 def top_states(settings: Settings, limit: int = 5) -> list[tuple]:
@@ -19,6 +12,6 @@ def top_states(settings: Settings, limit: int = 5) -> list[tuple]:
         "select customer_state, sum(revenue_order_count)::bigint, sum(total_revenue), "
         "sum(total_revenue) / nullif(sum(revenue_order_count), 0) "
         "from {} group by 1 order by 3 desc nulls last limit %s"
-    ).format(sql.Identifier(analytics_schema(), "agg_daily_revenue"))
+    ).format(sql.Identifier(settings.analytics_schema, "agg_daily_revenue"))
     with psycopg.connect(settings.dbt_pg_dsn) as conn:
         return conn.execute(query, [limit]).fetchall()

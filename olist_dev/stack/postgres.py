@@ -12,8 +12,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from kafka_io.settings import Settings
-from kafka_io.stack.common import (
+from olist_dev.settings import StackSettings
+from olist_dev.stack.common import (
     StackError,
     check_ports_free,
     default_signals,
@@ -61,7 +61,7 @@ def ensure_installed() -> Path:
 
 
 class Postgres:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: StackSettings):
         self.s = settings
         self.root = settings.stack_dir / "pg"
         self.data = self.root / "data"
@@ -206,7 +206,7 @@ class Postgres:
             provision_raw_schema(conn, s, s.raw_schema)
 
 
-def grant_warehouse_privileges(conn: psycopg.Connection, s: Settings, database: str) -> None:
+def grant_warehouse_privileges(conn: psycopg.Connection, s: StackSettings, database: str) -> None:
     """dbt may create its own schemas (staging, analytics); ingestion only connects."""
     conn.execute(
         sql.SQL(
@@ -219,12 +219,12 @@ def grant_warehouse_privileges(conn: psycopg.Connection, s: Settings, database: 
     )
 
 
-def admin_connect(settings: Settings) -> psycopg.Connection:
+def admin_connect(settings: StackSettings) -> psycopg.Connection:
     """Superuser connection to the warehouse database (set-up, isolation, assertions)."""
     return psycopg.connect(settings.admin_dsn_for(settings.pg_database), autocommit=True)
 
 
-def provision_raw_schema(conn: psycopg.Connection, s: Settings, schema: str) -> None:
+def provision_raw_schema(conn: psycopg.Connection, s: StackSettings, schema: str) -> None:
     """A raw schema owned by the ingestion role, readable (only) by the dbt role.
 
     Also used by tests to give each test its own raw schema with production privileges.

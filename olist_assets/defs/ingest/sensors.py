@@ -9,8 +9,8 @@ import dagster as dg
 from kafka.errors import KafkaError
 
 from kafka_io.lag import group_lag, offset_range_key
-from olist_assets.ingest.assets import RAW_ORDERS_KEY, IngestConfig
-from olist_assets.resources import OlistIngestResource, ingest_pool
+from olist_assets.defs.ingest.assets import RAW_ORDERS_KEY, IngestConfig
+from olist_assets.lib.resources import OlistIngestResource, ingest_pool
 
 INGEST_RUN_TAG = "olist/ingest"
 ACTIVE = [

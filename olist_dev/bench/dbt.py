@@ -16,10 +16,10 @@ from pathlib import Path
 from dagster_dbt import DbtCliResource
 
 from kafka_io.contract import EventDocument
-from kafka_io.settings import Settings
-from olist_assets.dbt.assets import dbt_build_args
-from olist_assets.dbt.project import dbt_project
-from olist_assets.dbt.sandbox import DBT_BIN, DbtSandbox, environ, rows_affected
+from olist_assets.defs.dbt.assets import dbt_build_args
+from olist_assets.lib.dbt_project import dbt_project
+from olist_dev.dbt_sandbox import DBT_BIN, DbtSandbox, environ, rows_affected
+from olist_dev.settings import StackSettings
 
 PHASES = ("model", "test", "unit_test", "operation")
 
@@ -75,7 +75,7 @@ class TimedDbt:
 
 
 def run_dbt_bench(
-    settings: Settings,
+    settings: StackSettings,
     events: Iterable[EventDocument],
     repeat: int,
     work_dir: Path,

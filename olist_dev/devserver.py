@@ -12,8 +12,8 @@ from pathlib import Path
 
 import requests
 
-from kafka_io.settings import REPO_ROOT
-from kafka_io.stack.common import default_signals, wait_until
+from olist_dev.settings import REPO_ROOT
+from olist_dev.stack.common import default_signals, wait_until
 
 
 class DagsterDev:

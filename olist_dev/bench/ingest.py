@@ -27,8 +27,8 @@ from kafka_io.consumer import EVENT_COLUMNS
 from kafka_io.migrations import migrate
 from kafka_io.producer import ensure_topic
 from kafka_io.producer import replay as run_replay
-from kafka_io.settings import Settings
 from kafka_io.workers import default_workers, ingest
+from olist_dev.settings import StackSettings
 
 
 def _row(message, topic: str) -> tuple:
@@ -42,7 +42,7 @@ def _all_partitions(consumer: KafkaConsumer, topic: str) -> list[TopicPartition]
     return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
 
 
-def kafka_ceiling(s: Settings, topic: str, total: int) -> tuple[float, list]:
+def kafka_ceiling(s: StackSettings, topic: str, total: int) -> tuple[float, list]:
     """kafka-python alone: read every message from the beginning, no database."""
     consumer = KafkaConsumer(
         bootstrap_servers=s.kafka_bootstrap,
@@ -63,7 +63,7 @@ def kafka_ceiling(s: Settings, topic: str, total: int) -> tuple[float, list]:
     return seconds, messages
 
 
-def copy_ceiling(s: Settings, schema: str, topic: str, messages: list) -> float:
+def copy_ceiling(s: StackSettings, schema: str, topic: str, messages: list) -> float:
     """One COPY of the same rows into a raw_orders-shaped table, no Kafka, no validation."""
     rows = [_row(m, topic) for m in messages]
     table = sql.Identifier(schema, "copy_ceiling")
@@ -85,7 +85,7 @@ def copy_ceiling(s: Settings, schema: str, topic: str, messages: list) -> float:
         return time.perf_counter() - started
 
 
-def ours(s: Settings, schema: str, topic: str, workers: int) -> float:
+def ours(s: StackSettings, schema: str, topic: str, workers: int) -> float:
     """`olist ingest --until-caught-up` as it runs by default (one process per core)."""
     group = f"bench-ours-{uuid.uuid4().hex[:8]}"
     started = time.perf_counter()
@@ -94,7 +94,7 @@ def ours(s: Settings, schema: str, topic: str, workers: int) -> float:
     return time.perf_counter() - started
 
 
-def naive(s: Settings, schema: str, topic: str, total: int) -> float:
+def naive(s: StackSettings, schema: str, topic: str, total: int) -> float:
     """The original design: auto-commit, json.loads, executemany of 100 rows per commit."""
     table = f'"{schema}".naive_orders'
     conn = psycopg2.connect(s.pg_dsn)
@@ -133,7 +133,7 @@ def naive(s: Settings, schema: str, topic: str, total: int) -> float:
 
 
 def run_ingest_bench(
-    s: Settings,
+    s: StackSettings,
     events: Iterable[dict],
     *,
     admin_dsn: str,
@@ -142,7 +142,7 @@ def run_ingest_bench(
     workers: int | None = None,
 ) -> dict:
     """Replay ``events`` into a fresh topic, then time each contender on it; write JSON."""
-    from kafka_io.stack.postgres import provision_raw_schema
+    from olist_dev.stack.postgres import provision_raw_schema
 
     workers = workers or default_workers()
     tag = uuid.uuid4().hex[:8]
@@ -196,7 +196,7 @@ def run_ingest_bench(
     return result
 
 
-def _reset(s: Settings, schema: str) -> None:
+def _reset(s: StackSettings, schema: str) -> None:
     """Empty the tables between repeats so every round writes the same rows."""
     with psycopg.connect(s.pg_dsn, autocommit=True) as conn:
         for table in ("raw_orders", "raw_orders_rejected", "consumer_offsets"):

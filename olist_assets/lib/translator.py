@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
+from kafka_io.settings import get_settings
+from olist_assets.lib.policies import OWNERS, freshness_policy
 
-def docs_url() -> str:
-    """Where `olist docs serve` serves the dbt docs (env OLIST_DBT_DOCS_PORT, default 8580)."""
-    return f"http://127.0.0.1:{os.environ.get('OLIST_DBT_DOCS_PORT', '8580')}"
+MART_GROUP = "marts"
 
 
 class OlistDbtTranslator(DagsterDbtTranslator):
@@ -31,6 +30,14 @@ class OlistDbtTranslator(DagsterDbtTranslator):
         fqn = dbt_resource_props.get("fqn", [])
         return fqn[1] if len(fqn) > 2 else "dbt"
 
+    def get_asset_spec(self, manifest, unique_id, project) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        spec = spec.replace_attributes(owners=OWNERS)
+        if spec.group_name == MART_GROUP:
+            # What users read must be recent; staging follows raw_orders in the same run.
+            spec = spec.replace_attributes(freshness_policy=freshness_policy())
+        return spec
+
     def get_automation_condition(
         self, dbt_resource_props: Mapping[str, Any]
     ) -> dg.AutomationCondition | None:
@@ -41,5 +48,6 @@ class OlistDbtTranslator(DagsterDbtTranslator):
         metadata = dict(super().get_metadata(dbt_resource_props))
         unique_id = dbt_resource_props.get("unique_id")
         if dbt_resource_props.get("resource_type") == "model" and unique_id:
-            metadata["dbt_docs"] = dg.MetadataValue.url(f"{docs_url()}/#!/model/{unique_id}")
+            docs = get_settings().dbt_docs_url
+            metadata["dbt_docs"] = dg.MetadataValue.url(f"{docs}/#!/model/{unique_id}")
         return metadata

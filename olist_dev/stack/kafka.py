@@ -8,8 +8,8 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from kafka_io.settings import Settings
-from kafka_io.stack.common import (
+from olist_dev.settings import StackSettings
+from olist_dev.stack.common import (
     StackError,
     check_ports_free,
     default_signals,
@@ -27,7 +27,7 @@ MARKER = "kafka.Kafka"
 POM = Path(__file__).with_name("kafka-pom.xml")
 
 
-def server_properties(s: Settings, log_dir: Path) -> str:
+def server_properties(s: StackSettings, log_dir: Path) -> str:
     """Combined broker+controller, loopback only, replication factors of one."""
     return "\n".join(
         [
@@ -61,7 +61,7 @@ def kafka_cluster_id() -> str:
 
 
 class Kafka:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: StackSettings):
         self.s = settings
         self.root = settings.stack_dir / "kafka"
         self.data = self.root / "data"

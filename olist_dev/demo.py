@@ -13,9 +13,9 @@ from psycopg import sql
 from tqdm import tqdm
 
 from kafka_io.producer import ensure_topic, replay
-from kafka_io.settings import Settings
-from olist_assets.dbt.marts import analytics_schema, top_states
-from olist_assets.instance import dagster_env
+from olist_assets.lib.marts import top_states
+from olist_dev.instance import dagster_env
+from olist_dev.settings import StackSettings
 
 RECENT_RUNS_SQL = "select run_id, status, create_timestamp from runs order by id desc limit 5"
 
@@ -24,15 +24,15 @@ def materialize_all(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
     """Every materializable asset of the code location, with its checks, in one run."""
     from olist_assets.definitions import defs
 
-    job = defs.resolve_implicit_global_asset_job_def()
+    job = defs().resolve_implicit_global_asset_job_def()
     # Step-by-step DEBUG lines would drown the summary; warnings and errors still show.
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     return job.execute_in_process(instance=instance, run_config=quiet, raise_on_error=False)
 
 
-def mart_summary(settings: Settings) -> tuple[int, int, list[tuple]]:
+def mart_summary(settings: StackSettings) -> tuple[int, int, list[tuple]]:
     """Orders, customers, and the top states by revenue."""
-    schema = analytics_schema()
+    schema = settings.analytics_schema
     with psycopg.connect(settings.dbt_pg_dsn) as conn:
         (orders,) = conn.execute(
             sql.SQL("select count(*) from {}").format(sql.Identifier(schema, "fact_orders"))
@@ -43,7 +43,7 @@ def mart_summary(settings: Settings) -> tuple[int, int, list[tuple]]:
     return orders, customers, top_states(settings)
 
 
-def run_demo(settings: Settings, events: Iterable[dict], source: str) -> bool:
+def run_demo(settings: StackSettings, events: Iterable[dict], source: str) -> bool:
     """True when every run step and every ERROR-severity check passed."""
     click.echo(f"1/3 replaying {source} into Kafka topic {settings.kafka_topic}")
     ensure_topic(settings.kafka_bootstrap, settings.kafka_topic, settings.kafka_partitions)

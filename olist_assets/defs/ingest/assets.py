@@ -5,7 +5,8 @@ from psycopg import sql
 
 from kafka_io.errors import IngestError
 from kafka_io.lag import group_lag
-from olist_assets.resources import OlistIngestResource, current_ingest_pool
+from olist_assets.lib.policies import OWNERS, freshness_policy
+from olist_assets.lib.resources import OlistIngestResource, current_ingest_pool
 
 TOPIC_KEY = dg.AssetKey("olist_orders_topic")
 RAW_ORDERS_KEY = dg.AssetKey("raw_orders")
@@ -19,6 +20,7 @@ olist_orders_topic = dg.AssetSpec(
     ),
     kinds={"kafka"},
     group_name=INGEST_GROUP,
+    owners=OWNERS,
 )
 
 
@@ -53,6 +55,8 @@ def stored_row_count(conn, schema: str) -> int:
         "stored in PostgreSQL in the same transaction). Poison messages go to "
         "raw.raw_orders_rejected."
     ),
+    owners=OWNERS,
+    freshness_policy=freshness_policy(),
     # One ingestion of this topic and group at a time, however the run was started.
     pool=current_ingest_pool(),
 )

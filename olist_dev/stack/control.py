@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from kafka_io.settings import Settings
-from kafka_io.stack.kafka import Kafka
-from kafka_io.stack.postgres import Postgres
+from olist_dev.settings import StackSettings
+from olist_dev.stack.kafka import Kafka
+from olist_dev.stack.postgres import Postgres
 
 
-def up(settings: Settings) -> list[str]:
+def up(settings: StackSettings) -> list[str]:
     services = [Postgres(settings), Kafka(settings)]
     # Check every port before starting anything, so a conflict leaves nothing half-started.
     for service in services:
@@ -17,11 +17,11 @@ def up(settings: Settings) -> list[str]:
     return [service.up() for service in services]
 
 
-def down(settings: Settings) -> list[str]:
+def down(settings: StackSettings) -> list[str]:
     return [Kafka(settings).down(), Postgres(settings).down()]
 
 
-def status_lines(settings: Settings) -> tuple[list[str], bool]:
+def status_lines(settings: StackSettings) -> tuple[list[str], bool]:
     """Shell-sourceable lines (``eval "$(olist stack status)"``) and whether all is running."""
     pg, kafka = Postgres(settings), Kafka(settings)
     lines = [

@@ -9,10 +9,11 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
 from kafka_io.settings import get_settings
-from olist_assets.dbt.marts import top_states
-from olist_assets.dbt.project import dbt_project
-from olist_assets.dbt.translator import OlistDbtTranslator, docs_url
-from olist_assets.resources import current_dbt_pool
+from olist_assets.lib.dbt_project import dbt_project
+from olist_assets.lib.marts import top_states
+from olist_assets.lib.policies import OWNERS
+from olist_assets.lib.resources import current_dbt_pool
+from olist_assets.lib.translator import OlistDbtTranslator
 
 # One dbt process per warehouse at a time: the per-batch build of the sensor's run, declarative
 # automation, the docs and the daily full-history job all claim this pool's one slot.
@@ -21,14 +22,32 @@ DBT_POOL = current_dbt_pool()
 TOP_STATES_KEY = dg.AssetKey("agg_daily_revenue")
 
 
-def top_states_markdown(limit: int = 5) -> str:
-    """Markdown table of the states with the most revenue."""
-    lines = ["| state | revenue orders | revenue (BRL) |", "|---|---:|---:|"]
-    lines += [
-        f"| {state} | {orders:,} | {revenue:,.2f} |"
-        for state, orders, revenue, _ in top_states(get_settings(), limit)
+TOP_STATES_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn("state", "string"),
+        dg.TableColumn("revenue_orders", "int"),
+        dg.TableColumn("revenue_brl", "float"),
+        dg.TableColumn("avg_order_value_brl", "float"),
     ]
-    return "\n".join(lines)
+)
+
+
+def top_states_table(rows: list[tuple]) -> dg.TableMetadataValue:
+    """The states with the most revenue as a table the UI renders (money rounded to cents)."""
+    return dg.MetadataValue.table(
+        records=[
+            dg.TableRecord(
+                {
+                    "state": state,
+                    "revenue_orders": int(orders),
+                    "revenue_brl": round(float(revenue or 0), 2),
+                    "avg_order_value_brl": round(float(average or 0), 2),
+                }
+            )
+            for state, orders, revenue, average in rows
+        ],
+        schema=TOP_STATES_SCHEMA,
+    )
 
 
 class DbtBuildConfig(dg.Config):
@@ -58,7 +77,9 @@ def olist_dbt_models(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig
 ):
     args = dbt_build_args(config.full_history_tests)
-    for event in dbt.cli(args, context=context).stream().fetch_row_counts():
+    invocation = dbt.cli(args, context=context).stream()
+    # Column schemas and column-level lineage (parsed from the compiled SQL) on every model.
+    for event in invocation.fetch_row_counts().fetch_column_metadata():
         if (
             isinstance(event, dg.Output)
             and context.asset_key_for_output(event.output_name) == TOP_STATES_KEY
@@ -66,7 +87,7 @@ def olist_dbt_models(
             event = event.with_metadata(
                 {
                     **event.metadata,
-                    "top_states_by_revenue": dg.MetadataValue.md(top_states_markdown()),
+                    "top_states_by_revenue": top_states_table(top_states(get_settings())),
                 }
             )
         yield event
@@ -77,6 +98,7 @@ def olist_dbt_models(
     deps=list(olist_dbt_models.keys),
     kinds={"dbt"},
     group_name="docs",
+    owners=OWNERS,
     pool=DBT_POOL,
     # After the models change, at most every 5 minutes: regenerating the catalog after every
     # small ingestion run would compete with the next run for the CPU.
@@ -89,7 +111,7 @@ def dbt_docs(dbt: DbtCliResource) -> dg.MaterializeResult:
     target = invocation.target_path
     return dg.MaterializeResult(
         metadata={
-            "docs_url": dg.MetadataValue.url(docs_url()),
+            "docs_url": dg.MetadataValue.url(get_settings().dbt_docs_url),
             "catalog": dg.MetadataValue.path(str(target / "catalog.json")),
         }
     )

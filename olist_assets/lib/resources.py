@@ -3,8 +3,6 @@ from the environment; these resources only carry what may differ per deployment 
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 import psycopg
 
@@ -61,4 +59,5 @@ def current_ingest_pool() -> str:
 
 
 def current_dbt_pool() -> str:
-    return dbt_pool(get_settings().pg_database, os.environ.get("OLIST_SCHEMA_PREFIX", ""))
+    s = get_settings()
+    return dbt_pool(s.pg_database, s.schema_prefix)

@@ -1,43 +1,12 @@
-"""Checks on `raw_orders`: freshness, new dead letters, offsets reconciled with rows."""
-
-import os
-from datetime import UTC, datetime, timedelta
+"""Checks on `raw_orders`: new dead letters, and offsets reconciled with rows and with Kafka's
+log. (Freshness is the asset's FreshnessPolicy, evaluated by the daemon.)"""
 
 import dagster as dg
 from psycopg import sql
 
 from kafka_io.audit import read_kafka_log, reconcile_offsets
-from olist_assets.ingest.assets import RAW_ORDERS_KEY, raw_orders
-from olist_assets.resources import OlistIngestResource
-
-
-def freshness_limit() -> timedelta:
-    """How old the newest ingested event may be (env OLIST_RAW_FRESHNESS_MINUTES, default 60)."""
-    return timedelta(minutes=float(os.environ.get("OLIST_RAW_FRESHNESS_MINUTES", "60")))
-
-
-@dg.asset_check(asset=raw_orders, name="freshness", description="Newest ingested event is recent.")
-def raw_orders_freshness(ingest: OlistIngestResource) -> dg.AssetCheckResult:
-    # Event times are Olist's 2016-2018 wall clock; freshness is about our pipeline, so it is
-    # measured on ingested_at.
-    s = ingest.settings()
-    with ingest.connect() as conn:
-        (newest,) = conn.execute(
-            sql.SQL("select max(ingested_at) from {}").format(
-                sql.Identifier(s.raw_schema, "raw_orders")
-            )
-        ).fetchone()
-    limit = freshness_limit()
-    age = datetime.now(UTC) - newest if newest else None
-    return dg.AssetCheckResult(
-        passed=age is not None and age <= limit,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={
-            "newest_ingested_at": str(newest),
-            "age_minutes": round(age.total_seconds() / 60, 2) if age else None,
-            "limit_minutes": limit.total_seconds() / 60,
-        },
-    )
+from olist_assets.defs.ingest.assets import RAW_ORDERS_KEY, raw_orders
+from olist_assets.lib.resources import OlistIngestResource
 
 
 @dg.asset_check(
@@ -75,8 +44,10 @@ def raw_orders_dead_letters(
     description=(
         "Per partition, offsets consumed = inserted + duplicates + rejected, the counts "
         "match the rows in raw_orders and raw_orders_rejected, and the stored offsets still "
-        "fit Kafka's log (same topic id, between its start and end)."
+        "fit Kafka's log (same topic id, between its start and end). Blocking: the dbt models "
+        "do not build over rows whose accounting is off."
     ),
+    blocking=True,
 )
 def raw_orders_offsets_reconcile(ingest: OlistIngestResource) -> dg.AssetCheckResult:
     s = ingest.settings()
@@ -93,6 +64,3 @@ def raw_orders_offsets_reconcile(ingest: OlistIngestResource) -> dg.AssetCheckRe
             "report": dg.MetadataValue.json(report),
         },
     )
-
-
-raw_orders_checks = [raw_orders_freshness, raw_orders_dead_letters, raw_orders_offsets_reconcile]

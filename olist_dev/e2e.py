@@ -22,13 +22,13 @@ from kafka.admin import NewTopic
 from psycopg import sql
 
 from kafka_io.producer import replay
-from kafka_io.settings import Settings
-from kafka_io.stack.common import wait_until
-from kafka_io.stack.postgres import provision_raw_schema
 from kafka_io.synthetic import synthetic_events
-from olist_assets.dbt.project import DBT_PROJECT_DIR
-from olist_assets.devserver import DagsterDev
-from olist_assets.instance import dagster_env
+from olist_assets.lib.dbt_project import DBT_PROJECT_DIR
+from olist_dev.devserver import DagsterDev
+from olist_dev.instance import dagster_env
+from olist_dev.settings import StackSettings
+from olist_dev.stack.common import wait_until
+from olist_dev.stack.postgres import provision_raw_schema
 
 
 def free_port() -> int:
@@ -66,7 +66,7 @@ def kill_tree(pid: int) -> list[int]:
 
 
 class E2EPipeline:
-    def __init__(self, settings: Settings, work_dir: Path, partitions: int = 3):
+    def __init__(self, settings: StackSettings, work_dir: Path, partitions: int = 3):
         tag = uuid.uuid4().hex[:8]
         self.tag = tag
         self.base = settings

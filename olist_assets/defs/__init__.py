@@ -1,0 +1,1 @@
+"""Every module below is scanned for definitions by `load_from_defs_folder`."""

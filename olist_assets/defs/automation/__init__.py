@@ -1,0 +1,1 @@
+"""Declarative automation: dbt models (and docs) follow raw_orders by themselves."""

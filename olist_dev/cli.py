@@ -1,0 +1,278 @@
+"""`olist`, the developer's command: one click tree of the runtime commands (kafka_io.cli: replay,
+ingest, offsets) and the dev tooling (local stack, demo, Dagster UI, dbt docs, benchmarks),
+assembled with `add_command`. Heavy imports (Dagster, dbt) happen inside the commands, so
+`olist stack up` stays fast."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from kafka_io import cli as runtime
+from kafka_io.cli import configure_logging, event_source, fail
+from olist_dev.instance import dagster_env
+from olist_dev.settings import REPO_ROOT, get_stack_settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Olist real-time analytics: local stack, Kafka replay, exactly-once ingestion, Dagster."""
+
+
+for command in (runtime.replay, runtime.ingest, runtime.offsets):
+    cli.add_command(command)
+
+
+@click.group()
+def stack() -> None:
+    """The local PostgreSQL + Kafka stack (no Docker); state under .stack/."""
+
+
+@stack.command("up")
+def stack_up() -> None:
+    """Start PostgreSQL and Kafka (a no-op when they already run); wait until both answer."""
+    from olist_dev.stack import StackError, up
+
+    try:
+        for line in up(get_stack_settings()):
+            click.echo(line)
+    except StackError as exc:
+        fail(str(exc))
+
+
+@stack.command("down")
+def stack_down() -> None:
+    """Stop Kafka and PostgreSQL by PID; data stays on disk."""
+    from olist_dev.stack import StackError, down
+
+    try:
+        for line in down(get_stack_settings()):
+            click.echo(line)
+    except StackError as exc:
+        fail(str(exc))
+
+
+@stack.command("status")
+def stack_status() -> None:
+    """Print shell-sourceable settings (eval "$(olist stack status)"); exit 1 if not running."""
+    from olist_dev.stack import status_lines
+
+    lines, running = status_lines(get_stack_settings())
+    click.echo("\n".join(lines))
+    sys.exit(0 if running else 1)
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Bind address of the UI.")
+@click.option("--port", type=click.IntRange(1, 65535), default=3000, show_default=True)
+def ui(host: str, port: int) -> None:
+    """Dagster webserver + daemon on the PostgreSQL instance; Ctrl-C stops both."""
+    if not is_loopback(host):
+        click.echo(
+            f"olist: warning: the Dagster UI has no authentication; --host {host} lets anyone "
+            "who can reach this address run and terminate jobs",
+            err=True,
+        )
+    env = dagster_env(get_stack_settings())
+    click.echo(f"Dagster UI: http://{host}:{port}  (DAGSTER_HOME={env['DAGSTER_HOME']})")
+    # `dg dev` in the dg project (pyproject [tool.dg]): webserver + daemon, this venv.
+    dg = str(Path(sys.executable).with_name("dg"))
+    args = [dg, "dev", "--use-active-venv", "--host", host, "--port", str(port)]
+    os.chdir(REPO_ROOT)
+    # Replace this process: Ctrl-C goes straight to `dagster dev`, which stops its children.
+    os.execvpe(args[0], args, env)
+
+
+@click.group()
+def docs() -> None:
+    """dbt docs."""
+
+
+@docs.command("serve")
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="Port (default $OLIST_DBT_DOCS_PORT or 8580).")  # fmt: skip
+def docs_serve(port: int | None) -> None:
+    """Generate the dbt docs and serve them on 127.0.0.1."""
+    from olist_assets.lib.dbt_project import DBT_PROJECT_DIR
+
+    port = port or get_stack_settings().dbt_docs_port
+    dbt = str(Path(sys.executable).with_name("dbt"))
+    common = ["--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
+    if subprocess.run([dbt, "docs", "generate", *common]).returncode != 0:
+        fail("dbt docs generate failed (is the stack up? `olist stack up`)")
+    click.echo(f"dbt docs: http://127.0.0.1:{port}")
+    os.execv(
+        dbt,
+        [dbt, "docs", "serve", *common, "--host", "127.0.0.1", "--port", str(port), "--no-browser"],
+    )
+
+
+@click.command()
+@click.option("--data-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Replay the real Olist CSVs from DIR instead of synthetic orders.")  # fmt: skip
+@click.option("--synthetic", type=click.IntRange(min=1), default=10_000, show_default=True,
+              metavar="N", help="Synthetic Olist-shaped orders to replay.")  # fmt: skip
+@click.option("--seed", type=int, default=42, show_default=True)
+def demo(data_dir: Path | None, synthetic: int, seed: int) -> None:
+    """The main job: replay events, materialize the whole graph with checks, print a summary."""
+    from olist_dev.demo import run_demo
+
+    events = event_source(data_dir, None if data_dir else synthetic, seed)
+    source = (
+        f"real Olist data in {data_dir}"
+        if data_dir
+        else f"{synthetic:,} synthetic orders (seed {seed})"
+    )
+    ok = run_demo(get_stack_settings(), events, source)
+    sys.exit(0 if ok else 1)
+
+
+@click.command(
+    "dg", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def dg_command(args: tuple[str, ...]) -> None:
+    """`dg ARGS` on the local stack's Dagster instance, e.g. `olist dg check defs`,
+    `olist dg list defs`."""
+    dg = str(Path(sys.executable).with_name("dg"))
+    venv = ["--use-active-venv"] if args[:2] in (("check", "defs"), ("dev",)) else []
+    os.chdir(REPO_ROOT)
+    os.execve(dg, [dg, *args, *venv], dagster_env(get_stack_settings()))
+
+
+@click.group()
+def bench() -> None:
+    """Benchmarks (figures, not pass/fail tests)."""
+
+
+@bench.command("ingest")
+@click.option("--data-dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--synthetic", type=click.IntRange(min=1), metavar="N")
+@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("bench/results/ingest.json"),
+    show_default=True,
+)
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes of our consumer [default: CPU count, as `olist ingest`].")  # fmt: skip
+def bench_ingest(data_dir, synthetic, repeat, output, workers) -> None:
+    """Our consumer vs the naive one vs kafka-python and COPY ceilings (events/s)."""
+    from olist_dev.bench.ingest import run_ingest_bench
+
+    events = event_source(data_dir, synthetic, 42)
+    configure_logging(False)
+    s = get_stack_settings()
+    result = run_ingest_bench(
+        s,
+        events,
+        admin_dsn=s.admin_dsn_for(s.pg_database),
+        output=output,
+        repeat=repeat,
+        workers=workers,
+    )
+    click.echo(f"{result['events']} events, median of {repeat} run(s):")
+    for name, rate in result["events_per_second"].items():
+        click.echo(f"  {name:<14} {rate:>10,} events/s")
+    for name, ratio in result["ratios"].items():
+        click.echo(f"  {name:<24} {ratio:>6} (target {result['targets'][name]})")
+    click.echo(f"written to {output}")
+
+
+@bench.command("e2e")
+@click.option("--rounds", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--orders", type=click.IntRange(min=1), default=25, show_default=True,
+              help="New synthetic orders per round.")  # fmt: skip
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("bench/results/e2e.json"), show_default=True)  # fmt: skip
+def bench_e2e(rounds: int, orders: int, output: Path) -> None:
+    """Produce-to-mart latency with the real webserver + daemon (isolated pipeline)."""
+    import json
+    import statistics
+    import tempfile
+    import time
+
+    from olist_dev.e2e import E2EPipeline
+
+    latencies = []
+    with tempfile.TemporaryDirectory() as tmp, E2EPipeline(get_stack_settings(), Path(tmp)) as e2e:
+        click.echo(f"dagster dev up at {e2e.server.url}; {rounds} rounds of {orders} orders")
+        for round_ in range(rounds):
+            started = time.monotonic()
+            events = e2e.produce(orders, seed=1000 + round_)
+            e2e.wait_for_marts(timeout=600)
+            visible = time.monotonic() - started
+            e2e.wait_for_checks(["raw_orders", "fact_orders", "agg_daily_revenue"], timeout=600)
+            latencies.append(round(time.monotonic() - started, 2))
+            click.echo(
+                f"  round {round_ + 1}: {events} events → in the marts after {visible:.1f}s, "
+                f"checks passed after {latencies[-1]:.1f}s"
+            )
+    result = {
+        "rounds": rounds,
+        "orders_per_round": orders,
+        "latency_seconds": latencies,
+        "p50": statistics.median(latencies),
+        "max": max(latencies),
+        "target_seconds": 30,
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2) + "\n")
+    click.echo(
+        f"produce-to-mart latency: p50 {result['p50']:.1f}s, max {result['max']:.1f}s → {output}"
+    )
+
+
+@bench.command("dbt")
+@click.option("--data-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="The real Olist CSVs [default: ../shared/data/olist].")  # fmt: skip
+@click.option("--synthetic", type=click.IntRange(min=1), default=None,
+              help="N synthetic orders instead of the real data (how it scales).")  # fmt: skip
+@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("bench/results/dbt.json"), show_default=True)  # fmt: skip
+def bench_dbt(data_dir: Path | None, synthetic: int | None, repeat: int, output: Path) -> None:
+    """dbt parse, full build, incremental build after +1% events (isolated schemas)."""
+    import json
+    import tempfile
+
+    from olist_dev.bench.dbt import run_dbt_bench, table
+
+    if data_dir is None and synthetic is None:
+        data_dir = REPO_ROOT.parent / "shared/data/olist"
+    events = event_source(data_dir, synthetic, 42)
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run_dbt_bench(get_stack_settings(), events, repeat, Path(tmp), click.echo)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2) + "\n")
+    click.echo(table(result))
+    click.echo(f"→ {output}")
+
+
+for command in (stack, ui, docs, demo, dg_command, bench):
+    cli.add_command(command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `olist` (usage errors: one line, exit 2, as kafka_io's)."""
+    return runtime.main(argv, cli)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
