@@ -492,6 +492,8 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
         # Finish the batch in flight before the partitions move: the next owner resumes at
         # the offsets it stores.
         self.ingestor.drain()
+        # Offsets not mirrored yet are the new owner's to commit now (ours would be older).
+        self.ingestor._kafka_pending.clear()
         log.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
 
     def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
@@ -542,6 +544,8 @@ class Ingestor:
         self._unverified: dict[TopicPartition, int] = {}  # resumed, not yet checked with Kafka
         self.follow = False  # --follow: outages are waited out forever, not for a budget
         self._kafka_seen = time.monotonic()  # last time the broker answered
+        self._kafka_pending: dict[int, int] = {}  # stored, not yet mirrored to Kafka
+        self._commit_retry_at = 0.0  # after a failed commit, none before this
 
     @property
     def pg_budget(self) -> float | None:
@@ -665,9 +669,15 @@ class Ingestor:
                     stop_at = self.end_offsets()
                 idle_since = time.monotonic()
                 while not self.stop:
-                    records = consumer.poll(
-                        timeout_ms=self.poll_timeout_ms, max_records=self.max_batch
-                    )
+                    try:
+                        records = consumer.poll(
+                            timeout_ms=self.poll_timeout_ms, max_records=self.max_batch
+                        )
+                    except KafkaError as exc:
+                        # A lost broker can surface here too (not only as empty polls): an
+                        # outage for the liveness probe's budget, not an immediate failure.
+                        log.debug("poll failed: %s", exc)
+                        records = {}
                     if self.fatal is not None:
                         raise self.fatal
                     if self._unverified:
@@ -693,6 +703,7 @@ class Ingestor:
                             # Another group member holds every partition: nothing left for us.
                             break
                 self.drain()
+                self._commit_to_kafka({}, force=True)
             except BaseException:
                 # Never write a batch after one that failed (that would leave a hole): drop
                 # what is not written yet; the offsets in PostgreSQL say where to resume.
@@ -791,14 +802,26 @@ class Ingestor:
             return False
         return all(consumer.position(tp) >= stop_at.get(tp.partition, 0) for tp in assigned)
 
-    def _commit_to_kafka(self, saved: dict[int, int]) -> None:
-        """Mirror the stored offsets to Kafka so its tooling shows the group's lag."""
+    def _commit_to_kafka(self, saved: dict[int, int], *, force: bool = False) -> None:
+        """Mirror the stored offsets to Kafka so its tooling shows the group's lag.
+
+        Bounded: during a broker outage an unbounded commit waits request_timeout_ms (30 s)
+        for the group coordinator after EVERY batch, so a consumer draining what it had
+        fetched crawls and never reaches the liveness probe. A failed commit is retried only
+        after KAFKA_PROBE_S (``force``: now, at the end of a run); its offsets wait in
+        ``_kafka_pending`` and go with the next commit."""
+        self._kafka_pending.update(saved)
+        if not self._kafka_pending or (not force and time.monotonic() < self._commit_retry_at):
+            return
         offsets = {
-            TopicPartition(self.topic, p): OffsetAndMetadata(n, "", -1) for p, n in saved.items()
+            TopicPartition(self.topic, p): OffsetAndMetadata(n, "", -1)
+            for p, n in self._kafka_pending.items()
         }
         try:
-            self._consumer().commit(offsets)
+            self._consumer().commit(offsets, timeout_ms=int(self.KAFKA_PROBE_S * 1000))
+            self._kafka_pending = {}
         except Exception as exc:  # PostgreSQL holds the truth; Kafka's copy may lag a batch.
+            self._commit_retry_at = time.monotonic() + self.KAFKA_PROBE_S
             log.warning("Kafka offset commit failed (PostgreSQL has them): %s", exc)
 
     def close(self) -> None:

@@ -14,7 +14,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import psycopg
 from kafka import KafkaAdminClient
@@ -30,11 +32,21 @@ from olist_dev.settings import StackSettings
 from olist_dev.stack.common import wait_until
 from olist_dev.stack.postgres import provision_raw_schema
 
+T = TypeVar("T")
+
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def poll_for(value: Callable[[], T | None], timeout: float, interval: float = 0.2) -> T | None:
+    """The first value ``value()`` returns that is not None within ``timeout`` seconds, or None."""
+    deadline = time.monotonic() + timeout
+    while (found := value()) is None and time.monotonic() < deadline:
+        time.sleep(interval)
+    return found
 
 
 def descendants(pid: int) -> list[int]:
@@ -86,6 +98,7 @@ class E2EPipeline:
         )
         self.server: DagsterDev | None = None
         self.orders: set[str] = set()
+        self.events_produced = 0  # what the consumer's accounting must come to
         self.prefixes = [self.prefix]  # dbt schema prefixes to drop on stop
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -143,7 +156,9 @@ class E2EPipeline:
     def produce(self, orders: int, seed: int) -> int:
         events = list(synthetic_events(orders, seed=seed))
         self.orders |= {e["order"]["order_id"] for e in events}
-        return replay(events, bootstrap=self.base.kafka_bootstrap, topic=self.topic).events
+        produced = replay(events, bootstrap=self.base.kafka_bootstrap, topic=self.topic).events
+        self.events_produced += produced
+        return produced
 
     def marts_order_count(self) -> int:
         query = sql.SQL("select coalesce(sum(order_count), 0)::bigint from {}").format(
@@ -161,6 +176,19 @@ class E2EPipeline:
         if not wait_until(lambda: self.marts_order_count() == len(self.orders), timeout, 0.5):
             raise TimeoutError(
                 f"agg_daily_revenue has {self.marts_order_count()} of {len(self.orders)} orders "
+                f"after {timeout}s; see {self.server.log_path if self.server else '?'}"
+            )
+        return time.monotonic() - started
+
+    def wait_for_ingested(self, timeout: float = 300) -> float:
+        """Seconds until the consumer's accounting counts every event produced so far (cheaper
+        than waiting for the marts where they are not the point)."""
+        started = time.monotonic()
+        if not wait_until(
+            lambda: self.accounting()["inserted"] >= self.events_produced, timeout, 0.2
+        ):
+            raise TimeoutError(
+                f"consumer_offsets counts {self.accounting()} of {self.events_produced} events "
                 f"after {timeout}s; see {self.server.log_path if self.server else '?'}"
             )
         return time.monotonic() - started
@@ -187,7 +215,7 @@ class E2EPipeline:
     def wait_for_idle(self, timeout: float = 300) -> None:
         """Until no run is queued or running (the daemon may chain an automation run)."""
         active = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"}
-        if not wait_until(lambda: not active & {r["status"] for r in self.runs()}, timeout, 1.0):
+        if not wait_until(lambda: not active & {r["status"] for r in self.runs()}, timeout, 0.5):
             raise TimeoutError(f"runs still active after {timeout}s")
 
     def latest_check_statuses(self, asset: str) -> dict[str, str]:

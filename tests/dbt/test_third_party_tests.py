@@ -27,14 +27,14 @@ PACKAGE = Path(__file__).parent / "fixtures" / "generic_pkg"
 PACKAGE_TESTS = """\
       - generic_pkg.expression_holds:
           name: pkg_batch_scoped
-          arguments: {expression: "order_status <> 'misplaced'"}
+          arguments: {expression: "customer_city <> 'misplaced'"}
       - generic_pkg.expression_holds:
           name: pkg_own_where
-          arguments: {expression: "order_status <> 'misplaced'"}
+          arguments: {expression: "customer_city <> 'misplaced'"}
           config: {where: "item_count >= 0"}
       - generic_pkg.expression_holds:
           name: pkg_no_where
-          arguments: {expression: "order_status <> 'misplaced'"}
+          arguments: {expression: "customer_city <> 'misplaced'"}
 """
 
 
@@ -45,12 +45,14 @@ def copy_project(destination: Path) -> Path:
         DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages")
     )
     (project / "packages.yml").write_text(f"packages:\n  - local: {PACKAGE}\n")
-    # Added to fact_orders' own model-level tests (a model is described in one file only).
+    # As fact_orders' model-level tests (a model is described in one file only; its row-level
+    # invariants are constraints, so it has no model-level tests of its own).
     marts = project / "models" / "marts" / "_marts.yml"
     head, tail = marts.read_text().split("  - name: fact_orders\n", 1)
-    description, tests = tail.split("    data_tests:\n", 1)
+    description, columns = tail.split("    columns:\n", 1)
     marts.write_text(
-        f"{head}  - name: fact_orders\n{description}    data_tests:\n{PACKAGE_TESTS}{tests}"
+        f"{head}  - name: fact_orders\n{description}    data_tests:\n{PACKAGE_TESTS}"
+        f"    columns:\n{columns}"
     )
     deps = subprocess.run(
         [str(DBT_BIN), "deps", "--project-dir", str(project), "--profiles-dir", str(project)],
@@ -86,7 +88,7 @@ def test_package_generic_tests_compile_and_run(dbt_env, olist_data, events_of, t
     old_order = events[0]["order"]["order_id"]
     batch = [e for e in events[-30:] if e["order"]["order_id"] != old_order]
     dbt_env.rows(
-        sql.SQL("update {} set order_status = 'misplaced' where order_id = %s returning 1").format(
+        sql.SQL("update {} set customer_city = 'misplaced' where order_id = %s returning 1").format(
             sql.Identifier(dbt_env.schema("analytics"), "fact_orders")
         ),
         (old_order,),

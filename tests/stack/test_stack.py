@@ -17,7 +17,7 @@ from olist_dev.stack.kafka import Kafka
 from olist_dev.stack.postgres import Postgres
 from tests.conftest import REPO_ROOT, unique_name
 
-OLIST = [sys.executable, "-m", "kafka_io.cli"]
+OLIST = [sys.executable, "-m", "olist_dev.cli"]
 
 
 def run_olist(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
