@@ -77,17 +77,23 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def bind_warning(host: str, what: str) -> str | None:
+    """The warning for serving ``what`` (no authentication) on ``host``, or None on loopback."""
+    if is_loopback(host):
+        return None
+    return (
+        f"olist: warning: {what} has no authentication; --host {host} lets anyone who can "
+        "reach this address use it"
+    )
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Bind address of the UI.")
 @click.option("--port", type=click.IntRange(1, 65535), default=3000, show_default=True)
 def ui(host: str, port: int) -> None:
     """Dagster webserver + daemon on the PostgreSQL instance; Ctrl-C stops both."""
-    if not is_loopback(host):
-        click.echo(
-            f"olist: warning: the Dagster UI has no authentication; --host {host} lets anyone "
-            "who can reach this address run and terminate jobs",
-            err=True,
-        )
+    if (warning := bind_warning(host, "the Dagster UI")) is not None:
+        click.echo(warning, err=True)
     env = dagster_env(get_stack_settings())
     click.echo(f"Dagster UI: http://{host}:{port}  (DAGSTER_HOME={env['DAGSTER_HOME']})")
     # `dg dev` in the dg project (pyproject [tool.dg]): webserver + daemon, this venv.

@@ -15,7 +15,7 @@ import yaml
 from psycopg import errors, sql
 
 from kafka_io.settings import pg_dsn
-from olist_assets.dbt.project import DBT_PROJECT_DIR
+from olist_assets.lib.dbt_project import DBT_PROJECT_DIR
 from tests.dbt.expected_marts import sample_orders
 
 pytestmark = pytest.mark.services

@@ -54,8 +54,7 @@ def test_every_asset_has_an_owner_and_the_served_ones_a_freshness_policy():
 def test_offsets_reconcile_blocks_the_models_downstream():
     graph = defs.resolve_asset_graph()
     checks = {
-        k.name: graph.get_check_spec(k)
-        for k in graph.get(dg.AssetKey("raw_orders")).check_keys
+        k.name: graph.get_check_spec(k) for k in graph.get(dg.AssetKey("raw_orders")).check_keys
     }
     assert checks["offsets_reconcile"].blocking
     assert not checks["no_new_dead_letters"].blocking
