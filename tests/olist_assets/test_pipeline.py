@@ -79,7 +79,16 @@ def test_graph_materializes_on_a_small_replay(settings, pipeline):
         m for m in result.get_asset_materialization_events()
         if m.asset_key == dg.AssetKey("agg_daily_revenue")
     ][0].materialization.metadata  # fmt: skip
-    assert "| state |" in agg["top_states_by_revenue"].value
+    top = [r.data for r in agg["top_states_by_revenue"].records]
+    # The table equals SQL over the mart: the first state's revenue orders and revenue.
+    (state, orders_, revenue) = mart_value(
+        settings,
+        pipeline,
+        "select customer_state, sum(revenue_order_count), sum(total_revenue) "
+        "from {schema}.agg_daily_revenue group by 1 order by 3 desc limit 1",
+    )
+    assert (top[0]["state"], top[0]["revenue_orders"]) == (state, orders_)
+    assert top[0]["revenue_brl"] == round(float(revenue), 2)
 
 
 def test_lag_sensor_requests_the_lagging_offsets_once(settings, pipeline):
