@@ -95,11 +95,18 @@ def test_killed_ingestion_worker_fails_and_the_rest_is_ingested_exactly_once(set
     kill_tree(pid)
     assert e2e.wait_for_status(run_id, FINISHED, timeout=60) == "FAILURE"
     assert before < e2e.accounting()["inserted"] < e2e.events_produced
-    # Run monitoring frees its pool slot; the daemon's retry (or the sensor's run) ingests the
-    # rest from the offsets PostgreSQL holds.
-    e2e.set_sensor(LAG_SENSOR, running=True)
-    e2e.wait_for_ingested(timeout=180)
+    # Run monitoring frees its pool slot and the daemon retries the run (run_retries), which
+    # ingests the rest from the offsets PostgreSQL holds; the sensor stays off meanwhile.
+    retry = poll_for(lambda: retry_of(e2e, run_id), timeout=120)
+    assert retry, f"no retry of {run_id}"
+    assert e2e.wait_for_status(retry, FINISHED, timeout=180) == "SUCCESS", retry
+    e2e.wait_for_ingested(timeout=30)
     assert_exactly_once(e2e)
+
+
+def retry_of(e2e: E2EPipeline, run_id: str) -> str | None:
+    parent = {"key": "dagster/parent_run_id", "value": run_id}
+    return next((r["runId"] for r in e2e.runs() if parent in r["tags"]), None)
 
 
 def dbt_step_running(e2e: E2EPipeline, seen: set[str]) -> str | None:
@@ -142,6 +149,7 @@ def mart_difference(e2e: E2EPipeline, layer: str, name: str, other_prefix: str) 
 def test_worker_killed_mid_dbt_build_then_the_marts_equal_a_full_refresh(settled):
     e2e = settled
     seen = {r["runId"] for r in e2e.runs()}
+    e2e.set_sensor(LAG_SENSOR, running=True)
     e2e.produce(ORDERS, seed=203)  # the sensor's run ingests it, then builds
     run_id = poll_for(lambda: dbt_step_running(e2e, seen), timeout=180)
     assert run_id, "no run reached its dbt step"
