@@ -397,7 +397,14 @@ def test_dagster_instance_matches_the_local_stacks_where_it_should() -> None:
     # Same storage, run queue, concurrency limits (pools, runs per tag) and run monitoring; the
     # launcher and log paths may differ.
     assert docker["storage"] == local["storage"]
-    for section in ("run_coordinator", "concurrency", "run_monitoring", "run_retries", "telemetry"):
+    for section in (
+        "run_coordinator",
+        "concurrency",
+        "run_monitoring",
+        "run_retries",
+        "freshness",
+        "telemetry",
+    ):
         mine, theirs = dict(docker.get(section) or {}), dict(local.get(section) or {})
         for config in (mine, theirs):
             config.pop("module", None)  # dagster.core.* and dagster._core.* are the same module
