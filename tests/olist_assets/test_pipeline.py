@@ -3,7 +3,6 @@ sensor asks for exactly the lagging offsets once, and a failing dbt test is a fa
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
