@@ -33,28 +33,31 @@ def stack() -> None:
     """The local PostgreSQL + Kafka stack (no Docker); state under .stack/."""
 
 
-@stack.command("up")
-def stack_up() -> None:
-    """Start PostgreSQL and Kafka (a no-op when they already run); wait until both answer."""
-    from olist_dev.stack import StackError, up
+def _run_stack(action) -> None:
+    """Echo what a stack action did, or its one-line StackError (exit 1)."""
+    from olist_dev.stack import StackError
 
     try:
-        for line in up(get_stack_settings()):
+        for line in action(get_stack_settings()):
             click.echo(line)
     except StackError as exc:
         fail(str(exc))
+
+
+@stack.command("up")
+def stack_up() -> None:
+    """Start PostgreSQL and Kafka (a no-op when they already run); wait until both answer."""
+    from olist_dev.stack import up
+
+    _run_stack(up)
 
 
 @stack.command("down")
 def stack_down() -> None:
     """Stop Kafka and PostgreSQL by PID; data stays on disk."""
-    from olist_dev.stack import StackError, down
+    from olist_dev.stack import down
 
-    try:
-        for line in down(get_stack_settings()):
-            click.echo(line)
-    except StackError as exc:
-        fail(str(exc))
+    _run_stack(down)
 
 
 @stack.command("status")
