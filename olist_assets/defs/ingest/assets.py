@@ -100,6 +100,9 @@ def raw_orders(
             "lag_after_run": sum(p.lag for p in lag),
             "dagster/row_count": rows,
             "events_per_second": round(stats.events_per_second, 1),
+            # The epoch of the topic's log the ranges refer to: offsets_reconcile counts the
+            # rows at exactly these offsets (no scan of history).
+            "kafka_epoch": ingestor.sink.epoch,
             "topic": settings.kafka_topic,
             "consumer_group": settings.kafka_group,
         }
