@@ -9,6 +9,9 @@ import psycopg
 from kafka import KafkaConsumer, TopicPartition
 from psycopg import sql
 
+from kafka_io.kafka_client import client_config
+from kafka_io.settings import Settings
+
 # Per epoch and partition of a topic: the consumers' own accounting (summed over groups, each
 # of which counts what it found already stored as duplicates) must match the rows.
 _RECONCILE = """
@@ -59,11 +62,11 @@ class KafkaLog:
     ends: dict[int, int]
 
 
-def read_kafka_log(bootstrap: str, topic: str, timeout_ms: int = 10000) -> KafkaLog:
+def read_kafka_log(settings: Settings, topic: str, timeout_ms: int = 10000) -> KafkaLog:
     """The topic's id and log bounds (no partitions if it does not exist)."""
     from kafka_io.consumer import topic_id
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(**client_config(settings))
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         starts = consumer.beginning_offsets(tps, timeout_ms=timeout_ms)

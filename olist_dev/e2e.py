@@ -24,6 +24,7 @@ from kafka.admin import NewTopic
 from psycopg import sql
 
 from kafka_io.contract import EventDocument
+from kafka_io.kafka_client import client_config
 from kafka_io.producer import replay
 from kafka_io.synthetic import synthetic_events
 from olist_assets.lib.dbt_project import DBT_PROJECT_DIR
@@ -31,7 +32,7 @@ from olist_dev.devserver import DagsterDev
 from olist_dev.instance import dagster_env
 from olist_dev.settings import StackSettings
 from olist_dev.stack.common import wait_until
-from olist_dev.stack.postgres import provision_raw_schema
+from olist_dev.stack.postgres import provision_dbt_schemas, provision_raw_schema
 
 T = TypeVar("T")
 
@@ -114,7 +115,7 @@ class E2EPipeline:
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> E2EPipeline:
         s = self.base
-        admin = KafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
+        admin = KafkaAdminClient(**client_config(s))
         admin.create_topics([NewTopic(self.topic, self.partitions, 1)])
         admin.close()
         with psycopg.connect(s.admin_dsn_for("postgres"), autocommit=True) as conn:
@@ -125,6 +126,7 @@ class E2EPipeline:
             )
         with psycopg.connect(s.admin_dsn_for(s.pg_database), autocommit=True) as conn:
             provision_raw_schema(conn, s, self.raw_schema)
+            provision_dbt_schemas(conn, s, self.prefix)
         if self.start_server_on_enter:
             self.start_server()
         return self
@@ -157,7 +159,7 @@ class E2EPipeline:
                     sql.Identifier(self.dagster_db)
                 )
             )
-        admin = KafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
+        admin = KafkaAdminClient(**client_config(s))
         admin.delete_topics([self.topic])
         admin.close()
         shutil.rmtree(self.work_dir / "dagster", ignore_errors=True)
@@ -174,7 +176,7 @@ class E2EPipeline:
 
     def produce_events(self, events: list[EventDocument]) -> int:
         self.orders |= {e["order"]["order_id"] for e in events}
-        produced = replay(events, bootstrap=self.base.kafka_bootstrap, topic=self.topic).events
+        produced = replay(events, settings=self.base, topic=self.topic).events
         self.events_produced += produced
         return produced
 
@@ -408,15 +410,13 @@ class E2EPipeline:
         """`dbt build --full-refresh` of this pipeline's raw schema into schemas ``prefix``*."""
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("OLIST_")},
-            "OLIST_PG_HOST": self.base.pg_host,
-            "OLIST_PG_PORT": str(self.base.pg_port),
-            "OLIST_PG_DATABASE": self.base.pg_database,
+            **self.base.dbt_env(),
             "OLIST_RAW_SCHEMA": self.raw_schema,
-            "OLIST_DBT_USER": self.base.dbt_user,
-            "OLIST_DBT_PASSWORD": self.base.dbt_password,
             "OLIST_SCHEMA_PREFIX": prefix,
         }
         self.prefixes.append(prefix)
+        with psycopg.connect(self.base.admin_dsn_for(self.base.pg_database), autocommit=True) as c:
+            provision_dbt_schemas(c, self.base, prefix)
         target = self.work_dir / f"target_{prefix}"
         return subprocess.run(
             [str(Path(sys.executable).with_name("dbt")), "build", "--full-refresh",

@@ -27,6 +27,7 @@ from kafka_io.consumer import (
     offset_mismatch,
     pg_address,
 )
+from kafka_io.kafka_client import client_config
 from kafka_io.migrations import migrate_dsn
 from kafka_io.synthetic import synthetic_events
 from olist_dev.stack.common import unique_name
@@ -74,9 +75,7 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
 
 def assert_reconciled(settings, schema: str, topic: str) -> list[dict]:
     with psycopg.connect(settings.pg_dsn) as conn:
-        rows = reconcile_offsets(
-            conn, schema, topic, read_kafka_log(settings.kafka_bootstrap, topic)
-        )
+        rows = reconcile_offsets(conn, schema, topic, read_kafka_log(settings, topic))
     assert rows and all(r["ok"] for r in rows), rows
     return rows
 
@@ -207,7 +206,7 @@ def test_an_error_that_is_not_about_a_record_stops_loudly_and_writes_nothing(
 
 # --- offsets that Kafka's log no longer holds ---------------------------------------------------
 def _recreate(settings, topic: str, partitions: int = 3) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = KafkaAdminClient(**client_config(settings))
     try:
         admin.delete_topics([topic])
         deadline = time.monotonic() + 60
@@ -252,7 +251,7 @@ def test_a_recreated_topic_with_more_events_stops_then_an_explicit_reset_ingests
         (len(first),)
     ]
     with psycopg.connect(settings.pg_dsn) as conn:
-        kafka = read_kafka_log(settings.kafka_bootstrap, kafka_topic)
+        kafka = read_kafka_log(settings, kafka_topic)
         assert not all(r["ok"] for r in reconcile_offsets(conn, raw_schema, kafka_topic, kafka))
 
     reset = olist("offsets", "reset", "--topic", kafka_topic, "--group", group,

@@ -4,9 +4,11 @@ durability across down/up, and clear failures."""
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import psycopg
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -64,14 +66,23 @@ def test_up_is_idempotent_when_running(settings):
 def test_status_prints_sourceable_dsns_that_clients_accept(settings):
     result = run_olist("stack", "status")
     assert result.returncode == 0
+    # No password anywhere: libpq reads them from the 0600 file status exports as PGPASSFILE.
+    passwords = [p.get_secret_value() for p in settings.login_roles().values() if p]
+    assert passwords and not any(f":{p}@" in result.stdout for p in passwords)
     env = dict(
-        line.split("=", 1) for line in result.stdout.splitlines() if not line.startswith("#")
+        shlex.split(line.removeprefix("export "))[0].split("=", 1)
+        for line in result.stdout.splitlines()
+        if not line.startswith("#")
     )
     assert env["OLIST_KAFKA_BOOTSTRAP"] == settings.kafka_bootstrap
+    assert "@" in env["OLIST_PG_DSN"] and ":" not in env["OLIST_PG_DSN"].split("@")[0][13:]
+    pgpass = Path(env["PGPASSFILE"])
+    assert pgpass.stat().st_mode & 0o777 == 0o600
     psql = subprocess.run(
         ["psql", env["OLIST_PG_DSN"], "-tAc", "select current_user"],
         capture_output=True,
         text=True,
+        env={**os.environ, "PGPASSFILE": str(pgpass)},
     )
     assert psql.returncode == 0, psql.stderr
     assert psql.stdout.strip() == settings.ingest_user

@@ -85,7 +85,7 @@ def raw_orders(
         raise dg.DagsterExecutionInterruptedError(
             f"stopped at a batch boundary after {stats.inserted} new events"
         )
-    lag = group_lag(settings.kafka_bootstrap, settings.kafka_group, settings.kafka_topic)
+    lag = group_lag(settings, settings.kafka_group, settings.kafka_topic)
     with ingest.connect() as conn:
         rows = stored_row_count(conn, settings.raw_schema)
     return dg.MaterializeResult(

@@ -138,7 +138,7 @@ def raw_orders_offsets_reconcile(
     context: dg.AssetCheckExecutionContext, config: ReconcileConfig, ingest: OlistIngestResource
 ) -> dg.AssetCheckResult:
     s = ingest.settings()
-    kafka = read_kafka_log(s.kafka_bootstrap, s.kafka_topic)
+    kafka = read_kafka_log(s, s.kafka_topic)
     if config.full_history:
         report, bad, problem = full_reconcile(ingest, kafka)
     else:
