@@ -27,14 +27,18 @@ create role :"dagster_user" login password :'dagster_password';
 create database :"dagster_db" owner :"dagster_user";
 revoke all on database :"dagster_db" from public;
 
--- Warehouse: ingestion only connects (and may use temp tables); dbt may also create its
--- schemas (staging, analytics).
+-- Warehouse: ingestion and dbt connect (and may use temp tables); nobody creates schemas:
+-- dbt's own (staging, analytics) are made for it below, as `olist stack up` does.
 create database :"warehouse";
 revoke all on database :"warehouse" from public;
 grant connect, temporary on database :"warehouse" to :"ingest_user", :"dbt_user";
-grant create on database :"warehouse" to :"dbt_user";
 
 \connect :"warehouse"
+-- Nobody creates tables in public (PostgreSQL 15+ default, kept explicit).
+revoke create on schema public from public;
+-- dbt builds in its schemas only.
+create schema staging authorization :"dbt_user";
+create schema analytics authorization :"dbt_user";
 -- raw belongs to ingestion; dbt reads it, including tables created later.
 create schema :"raw_schema" authorization :"ingest_user";
 grant usage on schema :"raw_schema" to :"dbt_user";
