@@ -51,6 +51,10 @@ def settings() -> StackSettings:
     _, running = status_lines(s)
     if not running and not os.environ.get("OLIST_TEST_EXTERNAL_STACK"):
         pytest.fail("the local stack is not running: run `make up` (or `olist stack up`)")
+    # What `olist ui` gives the code location (olist_dev.instance.dagster_env): dbt, run by
+    # in-process materializations, reads its credentials from the environment only.
+    for key, value in s.dbt_env().items():
+        os.environ.setdefault(key, value)
     return s
 
 
