@@ -50,7 +50,9 @@ def status_lines(settings: StackSettings) -> tuple[list[str], bool]:
         f"# passwords: {secrets_path(settings)} (0600)",
         f"# Kafka SASL_SSL: 127.0.0.1:{settings.kafka_sasl_port} as {settings.kafka_stack_user} "
         f"(PLAIN, SCRAM-SHA-256/512); mutual TLS: 127.0.0.1:{settings.kafka_mtls_port}; "
-        f"CA: {settings.tls_dir / 'ca.crt'}",
+        f"CA: {settings.tls_dir / 'ca.crt'}"
+        if kafka.secured()
+        else "# Kafka SASL_SSL / mutual TLS: not on this broker yet (they start with it next time)",
         *(f"{key}={shlex.quote(without_password(value))}" for key, value in values.items()),
         f"export PGPASSFILE={shlex.quote(str(pgpass_path(settings)))}",
     ]

@@ -181,6 +181,11 @@ class Kafka:
         return f"Kafka started (pid {proc.pid}, port {self.s.kafka_port})"
 
     # --- security ----------------------------------------------------------------------------
+    def secured(self) -> bool:
+        """Whether the broker was started with the SASL_SSL and mutual-TLS listeners (its
+        properties are written at each start)."""
+        return self.config.exists() and "SASL_SSL://" in self.config.read_text()
+
     def _tls(self) -> TlsFiles | None:
         """The stack's certificates when the SASL/TLS listeners are on (a SASL password is set:
         `olist stack up` always sets one), else None (PLAINTEXT only)."""
