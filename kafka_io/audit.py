@@ -9,6 +9,9 @@ import psycopg
 from kafka import KafkaConsumer, TopicPartition
 from psycopg import sql
 
+from kafka_io.kafka_client import client_config
+from kafka_io.settings import Settings
+
 # Per epoch and partition of a topic: the consumers' own accounting (summed over groups, each
 # of which counts what it found already stored as duplicates) must match the rows.
 _RECONCILE = """
@@ -59,11 +62,11 @@ class KafkaLog:
     ends: dict[int, int]
 
 
-def read_kafka_log(bootstrap: str, topic: str, timeout_ms: int = 10000) -> KafkaLog:
+def read_kafka_log(settings: Settings, topic: str, timeout_ms: int = 10000) -> KafkaLog:
     """The topic's id and log bounds (no partitions if it does not exist)."""
     from kafka_io.consumer import topic_id
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(**client_config(settings))
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         starts = consumer.beginning_offsets(tps, timeout_ms=timeout_ms)
@@ -128,3 +131,129 @@ def reconcile_offsets(
             entry["ok"] = entry["ok"] and problem is None
         report.append(entry)
     return report
+
+
+# Per partition of one ingestion run: the rows and dead letters at the offsets it consumed,
+# counted on their unique (topic, epoch, partition, offset) indexes, so the cost is the run's
+# range, not history. Also how many other groups account for this topic and epoch: a second
+# group over the same schema finds the first one's rows at the same offsets (its duplicates).
+_RUN_RANGES = """
+select r.kafka_partition, r.first_offset, r.last_offset,
+       (select count(*) from {schema}.raw_orders as o
+        where o.kafka_topic = %(topic)s and o.kafka_epoch = %(epoch)s
+          and o.kafka_partition = r.kafka_partition
+          and o.kafka_offset between r.first_offset and r.last_offset)::bigint,
+       (select count(*) from {schema}.raw_orders_rejected as d
+        where d.kafka_topic = %(topic)s and d.kafka_epoch = %(epoch)s
+          and d.kafka_partition = r.kafka_partition
+          and d.kafka_offset between r.first_offset and r.last_offset)::bigint,
+       (select min(c.next_offset) from {schema}.consumer_offsets as c
+        where c.kafka_topic = %(topic)s and c.kafka_epoch = %(epoch)s
+          and c.kafka_partition = r.kafka_partition),
+       (select max(c.next_offset) from {schema}.consumer_offsets as c
+        where c.kafka_topic = %(topic)s and c.kafka_epoch = %(epoch)s
+          and c.kafka_partition = r.kafka_partition)
+from unnest(%(partitions)s::integer[], %(firsts)s::bigint[], %(lasts)s::bigint[])
+    as r(kafka_partition, first_offset, last_offset)
+order by 1
+"""
+
+_OTHER_GROUPS = """
+select count(distinct consumer_group) from {schema}.consumer_offsets
+where kafka_topic = %(topic)s and kafka_epoch = %(epoch)s and consumer_group <> %(group)s
+"""
+
+
+@dataclass(frozen=True)
+class RunCounts:
+    """What one ingestion run says it did (its materialization's metadata)."""
+
+    inserted: int
+    duplicates: int
+    rejected: int
+
+
+def run_accounting_problem(
+    report: list[dict], counts: RunCounts, sole_group: bool = True
+) -> str | None:
+    """Why the rows at a run's offsets disagree with the run's own counts, or None.
+
+    Alone on its schema, a consumer's inserted events are exactly the rows at its offsets and
+    its rejected ones the dead letters there. Beside another group, rows that group stored at
+    the same offsets count as this run's duplicates, so only bounds hold."""
+    consumed = sum(r["consumed_offsets"] for r in report)
+    rows = sum(r["event_rows"] for r in report)
+    dead = sum(r["dead_letter_rows"] for r in report)
+    if consumed != counts.inserted + counts.duplicates + counts.rejected:
+        return (
+            f"{consumed} offsets consumed, but inserted + duplicates + rejected = "
+            f"{counts.inserted + counts.duplicates + counts.rejected}"
+        )
+    if sole_group and (rows, dead) != (counts.inserted, counts.rejected):
+        return (
+            f"the run's offsets hold {rows} rows and {dead} dead letters; "
+            f"it reported {counts.inserted} inserted and {counts.rejected} rejected"
+        )
+    if not sole_group and not (rows >= counts.inserted and dead >= counts.rejected):
+        return (
+            f"the run's offsets hold {rows} rows and {dead} dead letters, fewer than the "
+            f"{counts.inserted} inserted and {counts.rejected} rejected it reported"
+        )
+    return None
+
+
+def reconcile_run(
+    conn: psycopg.Connection,
+    schema: str,
+    topic: str,
+    group: str,
+    epoch: int,
+    ranges: dict[int, tuple[int, int]],
+    kafka: KafkaLog | None = None,
+) -> tuple[list[dict], bool]:
+    """Per partition of one run's offset ranges (partition → (first, last), inclusive): the
+    offsets consumed, the rows and dead letters stored at them and, given ``kafka``, whether
+    the stored next offsets fit Kafka's log; and whether this group is the only one that
+    accounts for the topic's epoch. Reads the run's ranges only (no scan of history)."""
+    ident = sql.Identifier(schema)
+    parts = sorted(ranges)
+    params = {
+        "topic": topic,
+        "epoch": epoch,
+        "group": group,
+        "partitions": parts,
+        "firsts": [ranges[p][0] for p in parts],
+        "lasts": [ranges[p][1] for p in parts],
+    }
+    rows = conn.execute(sql.SQL(_RUN_RANGES).format(schema=ident), params).fetchall()
+    (others,) = conn.execute(sql.SQL(_OTHER_GROUPS).format(schema=ident), params).fetchone()
+    report = []
+    for partition, first, last, event_rows, dead_rows, lo, hi in rows:
+        entry = {
+            "epoch": epoch,
+            "partition": partition,
+            "first_offset": first,
+            "last_offset": last,
+            "consumed_offsets": last - first + 1,
+            "event_rows": event_rows,
+            "dead_letter_rows": dead_rows,
+        }
+        if kafka is not None:
+            entry["kafka_problem"] = log_problem(partition, lo, hi, kafka)
+        report.append(entry)
+    return report, others == 0
+
+
+def topic_id_problem(conn: psycopg.Connection, schema: str, topic: str, epoch: int,
+                     kafka: KafkaLog) -> str | None:  # fmt: skip
+    """Why ``epoch``'s recorded topic id is not Kafka's (the topic was recreated), or None."""
+    row = conn.execute(
+        sql.SQL("select topic_id from {} where kafka_topic = %s and kafka_epoch = %s").format(
+            sql.Identifier(schema, "topic_epochs")
+        ),
+        [topic, epoch],
+    ).fetchone()
+    recorded = row[0] if row else None
+    if None in (recorded, kafka.topic_id) or recorded == kafka.topic_id:
+        return None
+    return f"topic recreated: Kafka's id {kafka.topic_id}, stored {recorded}"

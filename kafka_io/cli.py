@@ -17,6 +17,7 @@ import psycopg
 from kafka.errors import KafkaError
 
 from kafka_io.errors import IngestError, one_line
+from kafka_io.kafka_client import kafka_address, kafka_failure
 from kafka_io.settings import get_settings
 
 
@@ -88,19 +89,21 @@ def replay(data_dir, synthetic, seed, speed, limit, topic, partitions, verbose) 
     except StopIteration:
         events = iter(())
     try:
-        if ensure_topic(s.kafka_bootstrap, topic, partitions or s.kafka_partitions):
+        if ensure_topic(s, topic, partitions or s.kafka_partitions):
             click.echo(f"created topic {topic}", err=True)
         with tqdm(unit=" events", desc=f"replay → {topic}", disable=None, mininterval=1) as bar:
             stats = run_replay(
                 events,
-                bootstrap=s.kafka_bootstrap,
+                settings=s,
                 topic=topic,
                 speed=speed,
                 limit=limit,
                 progress=bar,
             )
+    except IngestError as exc:  # KafkaConfigError: contradicting security settings
+        fail(str(exc))
     except (ReplayError, KafkaError) as exc:
-        fail(f"Kafka at {s.kafka_bootstrap}: {exc}")
+        fail(f"Kafka at {kafka_address(s)}: {kafka_failure(exc)}")
     except FileNotFoundError as exc:
         fail(f"--data-dir {data_dir}: {exc}" if data_dir else str(exc))
     click.echo(
@@ -235,7 +238,7 @@ def fail_on_service_error(s, exc: Exception) -> None:
     if isinstance(exc, IngestError):
         fail(str(exc))
     if isinstance(exc, KafkaError):
-        fail(f"Kafka at {s.kafka_bootstrap}: {one_line(exc)}")
+        fail(f"Kafka at {kafka_address(s)}: {kafka_failure(exc)}")
     if isinstance(exc, psycopg.Error):
         fail(f"PostgreSQL at {pg_address(s.pg_dsn)}: {one_line(exc)}")
 

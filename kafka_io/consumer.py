@@ -30,6 +30,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, stop_never,
 
 from kafka_io.contract import DB_REJECTED, Rejection, parse_event
 from kafka_io.errors import IngestError, OffsetMismatchError, ServiceUnavailableError, one_line
+from kafka_io.kafka_client import client_config
 from kafka_io.migrations import current_epoch, migrate_dsn, start_epoch
 from kafka_io.settings import Settings
 
@@ -558,7 +559,7 @@ class Ingestor:
     def _consumer(self) -> KafkaConsumer:
         if self.consumer is None:
             self.consumer = KafkaConsumer(
-                bootstrap_servers=self.settings.kafka_bootstrap,
+                **client_config(self.settings),
                 group_id=self.group,
                 client_id=f"olist-ingest-{self.group}",
                 enable_auto_commit=False,
@@ -836,7 +837,7 @@ def reset_to_log_start(
 ) -> tuple[int, list[tuple[int, int | None, int]]]:
     """`olist offsets reset --to-log-start`: a new epoch of ``topic`` at Kafka's log start,
     recorded with who, when and the old offsets (see migrations.start_epoch)."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    consumer = KafkaConsumer(**client_config(settings))
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:

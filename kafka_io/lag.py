@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from kafka import KafkaAdminClient, TopicPartition
 from kafka.admin import OffsetSpec
 
+from kafka_io.kafka_client import client_config
+from kafka_io.settings import Settings
+
 
 @dataclass(frozen=True)
 class PartitionLag:
@@ -19,10 +22,12 @@ class PartitionLag:
         return max(self.end - self.committed, 0)
 
 
-def group_lag(bootstrap: str, group: str, topic: str, timeout_ms: int = 5000) -> list[PartitionLag]:
+def group_lag(
+    settings: Settings, group: str, topic: str, timeout_ms: int = 5000
+) -> list[PartitionLag]:
     """Per-partition lag of ``group`` on ``topic``; bounded by ``timeout_ms`` per request."""
     admin = KafkaAdminClient(
-        bootstrap_servers=bootstrap,
+        **client_config(settings),
         request_timeout_ms=timeout_ms,
         client_id=f"olist-lag-{group}",
     )

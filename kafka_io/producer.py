@@ -13,6 +13,8 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from kafka_io.contract import encode_event, event_key
+from kafka_io.kafka_client import client_config
+from kafka_io.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +29,9 @@ class ReplayStats:
         return self.events / self.seconds if self.seconds else 0.0
 
 
-def ensure_topic(bootstrap: str, topic: str, partitions: int) -> bool:
+def ensure_topic(settings: Settings, topic: str, partitions: int) -> bool:
     """Create ``topic`` if missing; True when it was created."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(**client_config(settings))
     try:
         if topic in admin.list_topics():
             return False
@@ -41,10 +43,10 @@ def ensure_topic(bootstrap: str, topic: str, partitions: int) -> bool:
         admin.close()
 
 
-def make_producer(bootstrap: str) -> KafkaProducer:
+def make_producer(settings: Settings) -> KafkaProducer:
     # acks=all + idempotence: a retried send is never written twice; large batches for speed.
     return KafkaProducer(
-        bootstrap_servers=bootstrap,
+        **client_config(settings),
         acks="all",
         enable_idempotence=True,
         linger_ms=20,
@@ -76,14 +78,14 @@ class Pacer:
 def replay(
     events: Iterable[dict],
     *,
-    bootstrap: str,
+    settings: Settings,
     topic: str,
     speed: float | None = None,
     limit: int | None = None,
     progress=None,
 ) -> ReplayStats:
     """Send ``events`` in order; raises if any send failed after flushing (no lost sends)."""
-    producer = make_producer(bootstrap)
+    producer = make_producer(settings)
     pacer = Pacer(speed)
     failures: list[BaseException] = []
     stats = ReplayStats()

@@ -1,42 +1,98 @@
 """One settings object per process, read from the environment (``OLIST_*``).
 
 Every environment variable the runtime reads goes through `Settings` (`get_settings()`, cached
-per process). Defaults point at the local stack started by ``olist stack up``; the passwords'
-defaults are for that throwaway local stack only — set the variables for anything else. The
-local stack's own settings (versions, heap, OS user, state folder, superuser) live in the dev
-package (`olist_dev.settings.StackSettings`).
+per process). Defaults point at the local stack started by ``olist stack up``. Passwords have no
+defaults: they come from the environment, else from the local stack's 0600 secrets file
+(``$OLIST_SECRETS_FILE``, default ``.stack/secrets.env``, a dotenv file of ``OLIST_*`` lines),
+else they are unset and libpq looks them up in its password file (``PGPASSFILE``). The local
+stack's own settings (versions, heap, OS user, state folder, superuser) live in the dev package
+(`olist_dev.settings.StackSettings`).
 """
 
 from __future__ import annotations
 
+import os
 from functools import cache
-from urllib.parse import quote
+from pathlib import Path
+from typing import Literal
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEFAULT_STACK_DIR = Path(__file__).resolve().parent.parent / ".stack"
+SECRETS_FILE_NAME = "secrets.env"
 
-def pg_dsn(user: str, password: str, host: str, port: int, database: str) -> str:
-    """A libpq URI that psql, psycopg and SQLAlchemy all accept."""
-    return (
-        f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/{database}"
-    )
+
+def default_secrets_file() -> Path:
+    """The dotenv file that fills unset ``OLIST_*`` secrets: $OLIST_SECRETS_FILE, else the local
+    stack's (``$OLIST_STACK_DIR/secrets.env``). Missing is fine (a deployment sets the env)."""
+    explicit = os.environ.get("OLIST_SECRETS_FILE")
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("OLIST_STACK_DIR") or DEFAULT_STACK_DIR) / SECRETS_FILE_NAME
+
+
+def secret_value(secret: SecretStr | None) -> str | None:
+    return None if secret is None else secret.get_secret_value()
+
+
+def pg_dsn(
+    user: str,
+    password: str | None,
+    host: str,
+    port: int,
+    database: str,
+    params: dict[str, str] | None = None,
+) -> str:
+    """A libpq URI that psql, psycopg and SQLAlchemy all accept. Without a password libpq reads
+    its password file (PGPASSFILE); ``params`` (sslmode, sslrootcert) go in the query string."""
+    userinfo = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
+    query = f"?{urlencode(params, quote_via=quote)}" if params else ""
+    return f"postgresql://{userinfo}@{host}:{port}/{quote(database, safe='')}{query}"
+
+
+def without_password(dsn: str) -> str:
+    """``dsn`` with any password removed: what may be printed or logged."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.netloc.rsplit("@", 1)[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}@{netloc}"))
+
+
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+PgSslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OLIST_", extra="ignore", frozen=True)
+
+    def __init__(self, **values):
+        # Read at construction, not import, so a test's OLIST_STACK_DIR / OLIST_SECRETS_FILE count.
+        values.setdefault("_env_file", default_secrets_file())
+        super().__init__(**values)
 
     # PostgreSQL: one server, a warehouse database and a Dagster database.
     pg_host: str = "127.0.0.1"
     pg_port: int = 55432
     pg_database: str = "olist"
     ingest_user: str = "olist_ingest"
-    ingest_password: str = "olist_ingest"
+    ingest_password: SecretStr | None = None
     dbt_user: str = "olist_dbt"
-    dbt_password: str = "olist_dbt"
+    dbt_password: SecretStr | None = None
+    # The dashboard's role: SELECT on the marts (analytics) only.
+    reader_user: str = "olist_reader"
+    reader_password: SecretStr | None = None
     dagster_pg_database: str = "dagster"
     dagster_pg_user: str = "olist_dagster"
-    dagster_pg_password: str = "olist_dagster"
+    dagster_pg_password: SecretStr | None = None
+    # TLS to PostgreSQL for every role (ingestion, dbt, Dagster's storage): libpq's sslmode
+    # (verify-full checks the certificate and the host name) and the CA that signed the server.
+    pg_sslmode: PgSslMode = "prefer"
+    pg_sslrootcert: str | None = None
     # Explicit DSN for ingestion; overrides the parts above when set.
     pg_dsn_override: str | None = Field(default=None, validation_alias="OLIST_PG_DSN")
     raw_schema: str = "raw"
@@ -47,6 +103,8 @@ class Settings(BaseSettings):
     raw_freshness_minutes: float = 60
     # Where `olist docs serve` serves the dbt docs (the assets link there).
     dbt_docs_port: int = 8580
+    # Where the dashboard (olist_dashboard, `olist dashboard`) serves; the lineage links there.
+    dashboard_port: int = 8501
 
     # Kafka.
     kafka_bootstrap_override: str | None = Field(
@@ -56,6 +114,17 @@ class Settings(BaseSettings):
     kafka_topic: str = "olist.orders"
     kafka_group: str = "olist-ingest"
     kafka_partitions: int = 6
+    # Kafka security, passed to every client (kafka_io.kafka_client.client_config): SASL_SSL +
+    # PLAIN (Confluent Cloud), SASL_SSL + SCRAM-SHA-512 (MSK), SSL with a client certificate
+    # (Aiven). Files are PEM.
+    kafka_security_protocol: KafkaSecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
+    kafka_ssl_check_hostname: bool = True
 
     # Bounded retry budgets: past them an outage ends in ServiceUnavailableError (a named
     # failure) instead of a consumer that waits forever. `--follow` ignores them.
@@ -63,10 +132,29 @@ class Settings(BaseSettings):
     kafka_retry_seconds: float = 60
 
     @property
+    def pg_ssl_params(self) -> dict[str, str]:
+        """libpq's TLS parameters, the same for every role."""
+        params = {"sslmode": self.pg_sslmode}
+        if self.pg_sslrootcert:
+            params["sslrootcert"] = self.pg_sslrootcert
+        return params
+
+    def dsn_for(self, user: str, password: SecretStr | None, database: str) -> str:
+        """The one place DSNs are built: ``user`` on ``database`` of this server, with TLS."""
+        return pg_dsn(
+            user,
+            secret_value(password),
+            self.pg_host,
+            self.pg_port,
+            database,
+            self.pg_ssl_params,
+        )
+
+    @property
     def pg_dsn(self) -> str:
         """DSN of the ingestion role on the warehouse database."""
-        return self.pg_dsn_override or pg_dsn(
-            self.ingest_user, self.ingest_password, self.pg_host, self.pg_port, self.pg_database
+        return self.pg_dsn_override or self.dsn_for(
+            self.ingest_user, self.ingest_password, self.pg_database
         )
 
     @property
@@ -84,19 +172,52 @@ class Settings(BaseSettings):
 
     @property
     def dbt_pg_dsn(self) -> str:
-        return pg_dsn(
-            self.dbt_user, self.dbt_password, self.pg_host, self.pg_port, self.pg_database
-        )
+        return self.dsn_for(self.dbt_user, self.dbt_password, self.pg_database)
+
+    @property
+    def reader_pg_dsn(self) -> str:
+        """DSN of the read-only role (the dashboard): it can read the marts and nothing else."""
+        return self.dsn_for(self.reader_user, self.reader_password, self.pg_database)
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://127.0.0.1:{self.dashboard_port}"
 
     @property
     def dagster_pg_dsn(self) -> str:
-        return pg_dsn(
-            self.dagster_pg_user,
-            self.dagster_pg_password,
-            self.pg_host,
-            self.pg_port,
-            self.dagster_pg_database,
+        return self.dsn_for(
+            self.dagster_pg_user, self.dagster_pg_password, self.dagster_pg_database
         )
+
+    def dbt_env(self) -> dict[str, str]:
+        """What dbt/profiles.yml reads, for a dbt subprocess (an unset password stays unset:
+        libpq then reads PGPASSFILE)."""
+        env = {
+            "OLIST_PG_HOST": self.pg_host,
+            "OLIST_PG_PORT": str(self.pg_port),
+            "OLIST_PG_DATABASE": self.pg_database,
+            "OLIST_DBT_USER": self.dbt_user,
+            "OLIST_PG_SSLMODE": self.pg_sslmode,
+            "OLIST_PG_SSLROOTCERT": self.pg_sslrootcert or "",
+        }
+        if self.dbt_password is not None:
+            env["OLIST_DBT_PASSWORD"] = self.dbt_password.get_secret_value()
+        return env
+
+    def dagster_storage_env(self) -> dict[str, str]:
+        """What dagster.yaml's storage reads. Its `params` are not env-resolvable, so TLS goes
+        through libpq's own PGSSLMODE / PGSSLROOTCERT (psycopg2 under SQLAlchemy reads them)."""
+        env = {
+            "OLIST_PG_HOST": self.pg_host,
+            "OLIST_PG_PORT": str(self.pg_port),
+            "OLIST_DAGSTER_PG_DATABASE": self.dagster_pg_database,
+            "OLIST_DAGSTER_PG_USER": self.dagster_pg_user,
+            "OLIST_DAGSTER_PG_PASSWORD": secret_value(self.dagster_pg_password) or "",
+            "PGSSLMODE": self.pg_sslmode,
+        }
+        if self.pg_sslrootcert:
+            env["PGSSLROOTCERT"] = self.pg_sslrootcert
+        return env
 
 
 @cache

@@ -28,6 +28,7 @@ from kafka import KafkaConsumer
 
 from kafka_io.consumer import Ingestor, IngestStats, partition_end_offsets, retrying
 from kafka_io.errors import IngestError
+from kafka_io.kafka_client import client_config
 from kafka_io.migrations import migrate_dsn
 from kafka_io.settings import Settings
 
@@ -57,7 +58,7 @@ def default_workers() -> int:
 def topic_end_offsets(settings: Settings, topic: str) -> dict[int, int]:
     """Every partition of ``topic`` and its end offset now; IngestError if there is no such
     topic (the broker does not create it: reading nothing would look like success)."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    consumer = KafkaConsumer(**client_config(settings))
     try:
         ends = partition_end_offsets(consumer, topic)
     finally:

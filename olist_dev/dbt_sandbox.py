@@ -26,7 +26,7 @@ from kafka_io.settings import get_settings
 from olist_assets.lib.dbt_project import DBT_PROJECT_DIR
 from olist_dev.settings import StackSettings
 from olist_dev.stack.common import unique_name
-from olist_dev.stack.postgres import admin_connect, provision_raw_schema
+from olist_dev.stack.postgres import admin_connect, provision_dbt_schemas, provision_raw_schema
 
 DBT_BIN = Path(sys.executable).with_name("dbt")
 MART_SCHEMAS = ("staging", "analytics")
@@ -91,6 +91,7 @@ class DbtSandbox:
         self.ingest = psycopg.connect(settings.pg_dsn, autocommit=True)
         try:
             provision_raw_schema(self.admin, settings, self.raw_schema)
+            provision_dbt_schemas(self.admin, settings, self.prefix)
             migrate(self.ingest, self.raw_schema)
         except BaseException:
             self.close()
@@ -171,13 +172,8 @@ class DbtSandbox:
 
     def dbt_env_vars(self, prefix: str | None = None) -> dict[str, str]:
         """The environment production gives dbt, pointed at this sandbox."""
-        s = self.settings
         return {
-            "OLIST_PG_HOST": s.pg_host,
-            "OLIST_PG_PORT": str(s.pg_port),
-            "OLIST_PG_DATABASE": s.pg_database,
-            "OLIST_DBT_USER": s.dbt_user,
-            "OLIST_DBT_PASSWORD": s.dbt_password,
+            **self.settings.dbt_env(),
             "OLIST_RAW_SCHEMA": self.raw_schema,
             "OLIST_SCHEMA_PREFIX": self.prefix if prefix is None else prefix,
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
@@ -187,6 +183,8 @@ class DbtSandbox:
         prefix = self.prefix if prefix is None else prefix
         if prefix not in self.prefixes:
             self.prefixes.append(prefix)
+            # The dbt role creates no schema: its prefixed ones are made for it, as in production.
+            provision_dbt_schemas(self.admin, self.settings, prefix)
         return prefix
 
     def target_path(self, prefix: str) -> Path:

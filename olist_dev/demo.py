@@ -46,10 +46,10 @@ def mart_summary(settings: StackSettings) -> tuple[int, int, list[tuple]]:
 def run_demo(settings: StackSettings, events: Iterable[dict], source: str) -> bool:
     """True when every run step and every ERROR-severity check passed."""
     click.echo(f"1/3 replaying {source} into Kafka topic {settings.kafka_topic}")
-    ensure_topic(settings.kafka_bootstrap, settings.kafka_topic, settings.kafka_partitions)
+    ensure_topic(settings, settings.kafka_topic, settings.kafka_partitions)
     with tqdm(unit=" events", mininterval=1, disable=None) as bar:
         stats = replay(
-            events, bootstrap=settings.kafka_bootstrap, topic=settings.kafka_topic, progress=bar
+            events, settings=settings, topic=settings.kafka_topic, progress=bar
         )
     click.echo(
         f"    {stats.events:,} events in {stats.seconds:.1f}s ({stats.events_per_second:,.0f}/s)"

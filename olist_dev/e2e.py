@@ -23,6 +23,8 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from psycopg import sql
 
+from kafka_io.contract import EventDocument
+from kafka_io.kafka_client import client_config
 from kafka_io.producer import replay
 from kafka_io.synthetic import synthetic_events
 from olist_assets.lib.dbt_project import DBT_PROJECT_DIR
@@ -30,7 +32,7 @@ from olist_dev.devserver import DagsterDev
 from olist_dev.instance import dagster_env
 from olist_dev.settings import StackSettings
 from olist_dev.stack.common import wait_until
-from olist_dev.stack.postgres import provision_raw_schema
+from olist_dev.stack.postgres import provision_dbt_schemas, provision_raw_schema
 
 T = TypeVar("T")
 
@@ -78,7 +80,13 @@ def kill_tree(pid: int) -> list[int]:
 
 
 class E2EPipeline:
-    def __init__(self, settings: StackSettings, work_dir: Path, partitions: int = 3):
+    def __init__(
+        self,
+        settings: StackSettings,
+        work_dir: Path,
+        partitions: int = 3,
+        start_server: bool = True,
+    ):
         tag = uuid.uuid4().hex[:8]
         self.tag = tag
         self.base = settings
@@ -87,6 +95,9 @@ class E2EPipeline:
         self.dagster_db = f"e2e_{tag}_dagster"
         self.partitions = partitions
         self.work_dir = work_dir
+        # False: start() leaves `dagster dev` to start_server(), e.g. after a bulk replay, so
+        # the sensor's first run ingests and builds the whole history.
+        self.start_server_on_enter = start_server
         self.settings = settings.model_copy(
             update={
                 "kafka_topic": self.topic,
@@ -104,7 +115,7 @@ class E2EPipeline:
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> E2EPipeline:
         s = self.base
-        admin = KafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
+        admin = KafkaAdminClient(**client_config(s))
         admin.create_topics([NewTopic(self.topic, self.partitions, 1)])
         admin.close()
         with psycopg.connect(s.admin_dsn_for("postgres"), autocommit=True) as conn:
@@ -115,6 +126,13 @@ class E2EPipeline:
             )
         with psycopg.connect(s.admin_dsn_for(s.pg_database), autocommit=True) as conn:
             provision_raw_schema(conn, s, self.raw_schema)
+            provision_dbt_schemas(conn, s, self.prefix)
+        if self.start_server_on_enter:
+            self.start_server()
+        return self
+
+    def start_server(self) -> DagsterDev:
+        """`dagster dev` (webserver + daemon) on this pipeline's instance, topic and schemas."""
         env = {
             **dagster_env(self.settings),
             "OLIST_KAFKA_TOPIC": self.topic,
@@ -123,7 +141,7 @@ class E2EPipeline:
             "OLIST_SCHEMA_PREFIX": self.prefix,
         }
         self.server = DagsterDev(env, free_port(), self.work_dir / "dagster-dev.log").start()
-        return self
+        return self.server
 
     def stop(self) -> None:
         if self.server:
@@ -141,7 +159,7 @@ class E2EPipeline:
                     sql.Identifier(self.dagster_db)
                 )
             )
-        admin = KafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
+        admin = KafkaAdminClient(**client_config(s))
         admin.delete_topics([self.topic])
         admin.close()
         shutil.rmtree(self.work_dir / "dagster", ignore_errors=True)
@@ -154,9 +172,11 @@ class E2EPipeline:
 
     # --- one round -------------------------------------------------------------------------
     def produce(self, orders: int, seed: int) -> int:
-        events = list(synthetic_events(orders, seed=seed))
+        return self.produce_events(list(synthetic_events(orders, seed=seed)))
+
+    def produce_events(self, events: list[EventDocument]) -> int:
         self.orders |= {e["order"]["order_id"] for e in events}
-        produced = replay(events, bootstrap=self.base.kafka_bootstrap, topic=self.topic).events
+        produced = replay(events, settings=self.base, topic=self.topic).events
         self.events_produced += produced
         return produced
 
@@ -303,13 +323,48 @@ class E2EPipeline:
         return self.run_status(run_id)
 
     def run_events(self, run_id: str) -> list[dict]:
-        """The run's event log: type, message, step key, timestamp (ms)."""
+        """The run's whole event log: type, message, step key, timestamp (ms), and each check
+        evaluation's asset, name and verdict (paged: the webserver caps a page)."""
+        events: list[dict] = []
+        cursor = None
+        while True:
+            data = self.server.graphql(
+                """query($id: ID!, $after: String) { logsForRun(runId: $id, afterCursor: $after)
+                   { ... on EventConnection { cursor hasMore events { __typename
+                     ... on MessageEvent { message timestamp stepKey }
+                     ... on AssetCheckEvaluationEvent { evaluation { checkName success
+                       assetKey { path } } } } } } }""",
+                {"id": run_id, "after": cursor},
+            )["logsForRun"]
+            events += data["events"]
+            if not data["hasMore"] or data["cursor"] == cursor:
+                return events
+            cursor = data["cursor"]
+
+    def runs_since(self, since: float) -> list[dict]:
+        """Runs created at or after ``since`` (epoch s), oldest first, with their record's
+        times and tags."""
         data = self.server.graphql(
-            """query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events {
-                 __typename ... on MessageEvent { message timestamp stepKey } } } } }""",
-            {"id": run_id},
+            """query($f: RunsFilter) { runsOrError(filter: $f) { ... on Runs { results {
+                 runId status creationTime startTime endTime tags { key value } } } } }""",
+            {"f": {"createdAfter": since}},
         )
-        return data["logsForRun"]["events"]
+        runs = data["runsOrError"]["results"]
+        for run in runs:
+            run["tags"] = {t["key"]: t["value"] for t in run["tags"]}
+        return sorted(runs, key=lambda r: r["creationTime"])
+
+    def tick_of(self, sensor: str, run_id: str, ticks: int = 100) -> float | None:
+        """Start (epoch s) of the ``sensor`` tick that requested ``run_id``, or None."""
+        data = self.server.graphql(
+            """query($s: SensorSelector!, $n: Int) { sensorOrError(sensorSelector: $s) {
+                 ... on Sensor { sensorState { ticks(limit: $n) { timestamp runIds } } } } }""",
+            {"s": {**self._location(), "sensorName": sensor}, "n": ticks},
+        )
+        for tick in data["sensorOrError"]["sensorState"]["ticks"]:
+            if run_id in tick["runIds"]:
+                return float(tick["timestamp"])
+        return None
 
     def worker_pid(self, run_id: str) -> int | None:
         """PID of the run worker, from its "Started process for run (pid: N)" engine event."""
@@ -355,15 +410,13 @@ class E2EPipeline:
         """`dbt build --full-refresh` of this pipeline's raw schema into schemas ``prefix``*."""
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("OLIST_")},
-            "OLIST_PG_HOST": self.base.pg_host,
-            "OLIST_PG_PORT": str(self.base.pg_port),
-            "OLIST_PG_DATABASE": self.base.pg_database,
+            **self.base.dbt_env(),
             "OLIST_RAW_SCHEMA": self.raw_schema,
-            "OLIST_DBT_USER": self.base.dbt_user,
-            "OLIST_DBT_PASSWORD": self.base.dbt_password,
             "OLIST_SCHEMA_PREFIX": prefix,
         }
         self.prefixes.append(prefix)
+        with psycopg.connect(self.base.admin_dsn_for(self.base.pg_database), autocommit=True) as c:
+            provision_dbt_schemas(c, self.base, prefix)
         target = self.work_dir / f"target_{prefix}"
         return subprocess.run(
             [str(Path(sys.executable).with_name("dbt")), "build", "--full-refresh",

@@ -15,7 +15,7 @@ def dagster_home(settings: StackSettings) -> Path:
 
 
 def dagster_env(settings: StackSettings) -> dict[str, str]:
-    """Environment for dagster processes: DAGSTER_HOME plus every OLIST_* that dagster.yaml reads.
+    """Environment for dagster processes: DAGSTER_HOME plus what dagster.yaml and dbt read.
 
     Also prepares DAGSTER_HOME with the repo's dagster.yaml (copied, so edits apply next start).
     """
@@ -27,9 +27,7 @@ def dagster_env(settings: StackSettings) -> dict[str, str]:
         **os.environ,
         "DAGSTER_HOME": str(home),
         "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
-        "OLIST_PG_HOST": settings.pg_host,
-        "OLIST_PG_PORT": str(settings.pg_port),
-        "OLIST_DAGSTER_PG_DATABASE": settings.dagster_pg_database,
-        "OLIST_DAGSTER_PG_USER": settings.dagster_pg_user,
-        "OLIST_DAGSTER_PG_PASSWORD": settings.dagster_pg_password,
+        # dagster.yaml's storage, and dbt/profiles.yml for the dbt runs of the code location.
+        **settings.dagster_storage_env(),
+        **settings.dbt_env(),
     }

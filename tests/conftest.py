@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from kafka_io.kafka_client import client_config
 from kafka_io.settings import get_settings
 from olist_dev.settings import StackSettings
 from olist_dev.stack.common import unique_name
@@ -78,7 +79,7 @@ def kafka_topic(settings: StackSettings) -> Iterator[str]:
     from kafka.admin import NewTopic
 
     name = unique_name("t.orders")
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = KafkaAdminClient(**client_config(settings))
     admin.create_topics([NewTopic(name, num_partitions=3, replication_factor=1)])
     try:
         yield name

@@ -37,7 +37,11 @@
     {%- set raw_schema = adapter.quote(source('raw', 'raw_orders').schema) -%}
     {%- set snapshots = state_relation('dbt_offset_snapshots') -%}
     {%- set watermarks = state_relation('dbt_offset_watermarks') -%}
+    {#- Only when missing: `create schema if not exists` needs CREATE on the database even when
+        the schema exists, and the dbt role has none (its schemas are provisioned for it). -#}
+    {%- if not adapter.check_schema_exists(target.database, snapshots.schema) %}
     create schema if not exists {{ adapter.quote(snapshots.schema) }};
+    {%- endif %}
     -- The clock-based state of earlier versions; nothing reads it any more.
     drop table if exists {{ state_relation('dbt_incremental_state') }};
     create table if not exists {{ state_relation('dbt_build_state') }} (

@@ -24,6 +24,7 @@ from kafka import KafkaConsumer, TopicPartition
 from psycopg import sql
 
 from kafka_io.consumer import EVENT_COLUMNS
+from kafka_io.kafka_client import client_config
 from kafka_io.migrations import migrate
 from kafka_io.producer import ensure_topic
 from kafka_io.producer import replay as run_replay
@@ -45,7 +46,7 @@ def _all_partitions(consumer: KafkaConsumer, topic: str) -> list[TopicPartition]
 def kafka_ceiling(s: StackSettings, topic: str, total: int) -> tuple[float, list]:
     """kafka-python alone: read every message from the beginning, no database."""
     consumer = KafkaConsumer(
-        bootstrap_servers=s.kafka_bootstrap,
+        **client_config(s),
         enable_auto_commit=False,
         max_poll_records=5000,
         fetch_max_bytes=64 * 1024 * 1024,
@@ -103,7 +104,7 @@ def naive(s: StackSettings, schema: str, topic: str, total: int) -> float:
     conn.commit()
     consumer = KafkaConsumer(
         topic,
-        bootstrap_servers=s.kafka_bootstrap,
+        **client_config(s),
         group_id=f"bench-naive-{uuid.uuid4().hex[:8]}",
         enable_auto_commit=True,
         auto_offset_reset="earliest",
@@ -147,8 +148,8 @@ def run_ingest_bench(
     workers = workers or default_workers()
     tag = uuid.uuid4().hex[:8]
     topic, schema = f"bench.orders.{tag}", f"bench_{tag}"
-    ensure_topic(s.kafka_bootstrap, topic, s.kafka_partitions)
-    total = run_replay(events, bootstrap=s.kafka_bootstrap, topic=topic).events
+    ensure_topic(s, topic, s.kafka_partitions)
+    total = run_replay(events, settings=s, topic=topic).events
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         provision_raw_schema(conn, s, schema)
     try:
@@ -173,7 +174,7 @@ def run_ingest_bench(
             conn.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(schema)))
         from kafka import KafkaAdminClient
 
-        admin = KafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
+        admin = KafkaAdminClient(**client_config(s))
         admin.delete_topics([topic])
         admin.close()
     rate = {k: total / statistics.median(v) for k, v in timings.items()}

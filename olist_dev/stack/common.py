@@ -130,6 +130,15 @@ def tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` readable by its owner only (0600 from the first byte)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.chmod(path, 0o600)
+
+
 def unique_name(prefix: str) -> str:
     """A name no other run uses: isolated schemas, topics and groups of tests and benchmarks."""
     return f"{prefix}_{uuid.uuid4().hex[:10]}"

@@ -21,24 +21,66 @@ from olist_dev.stack.common import (
     tail,
     terminate,
     wait_until,
+    write_private,
 )
+from olist_dev.stack.tls import TlsFiles, ensure_tls
 
 MARKER = "kafka.Kafka"
 POM = Path(__file__).with_name("kafka-pom.xml")
 
 
-def server_properties(s: StackSettings, log_dir: Path) -> str:
-    """Combined broker+controller, loopback only, replication factors of one."""
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+SASL_MECHANISMS = ("PLAIN", *SCRAM_MECHANISMS)
+
+
+def jaas_quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def security_properties(s: StackSettings, tls: TlsFiles) -> list[str]:
+    """The SASL_SSL listener (PLAIN and SCRAM users: the stack's one user) and the SSL listener
+    that requires a client certificate signed by the stack CA (mutual TLS)."""
+    user, password = s.kafka_stack_user, s.kafka_sasl_password.get_secret_value()
+    scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    plain = (
+        "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        f"user_{user}={jaas_quote(password)};"
+    )
+    lines = [f"listener.name.sasl_ssl.sasl.enabled.mechanisms={','.join(SASL_MECHANISMS)}"]
+    lines += [f"listener.name.sasl_ssl.plain.sasl.jaas.config={plain}"]
+    lines += [
+        f"listener.name.sasl_ssl.{m.lower()}.sasl.jaas.config={scram}" for m in SCRAM_MECHANISMS
+    ]
+    for listener in ("sasl_ssl", "ssl"):
+        lines += [
+            f"listener.name.{listener}.ssl.keystore.type=PEM",
+            f"listener.name.{listener}.ssl.keystore.location={tls.pem('broker')}",
+            f"listener.name.{listener}.ssl.truststore.type=PEM",
+            f"listener.name.{listener}.ssl.truststore.location={tls.ca_cert}",
+        ]
+    lines.append("listener.name.ssl.ssl.client.auth=required")
+    return lines
+
+
+def server_properties(s: StackSettings, log_dir: Path, tls: TlsFiles | None = None) -> str:
+    """Combined broker+controller, loopback only, replication factors of one. With ``tls`` (and
+    the stack's SASL password) also SASL_SSL and mutual-TLS listeners for clients."""
+    listeners = {"PLAINTEXT": s.kafka_port}
+    if tls is not None:
+        listeners |= {"SASL_SSL": s.kafka_sasl_port, "SSL": s.kafka_mtls_port}
+    advertised = ",".join(f"{name}://127.0.0.1:{port}" for name, port in listeners.items())
+    protocols = ",".join(f"{name}:{name}" for name in listeners)
     return "\n".join(
         [
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@127.0.0.1:{s.kafka_controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{s.kafka_port},CONTROLLER://127.0.0.1:{s.kafka_controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{s.kafka_port}",
+            f"listeners={advertised},CONTROLLER://127.0.0.1:{s.kafka_controller_port}",
+            f"advertised.listeners={advertised}",
             "controller.listener.names=CONTROLLER",
             "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"listener.security.protocol.map=CONTROLLER:PLAINTEXT,{protocols}",
+            *(security_properties(s, tls) if tls is not None else []),
             f"log.dirs={log_dir}",
             f"num.partitions={s.kafka_partitions}",
             "offsets.topic.replication.factor=1",
@@ -79,12 +121,19 @@ class Kafka:
     def check_ports(self) -> None:
         check_ports_free(
             "Kafka",
-            [self.s.kafka_port, self.s.kafka_controller_port],
-            "OLIST_KAFKA_PORT / OLIST_KAFKA_CONTROLLER_PORT",
+            [self.s.kafka_port, self.s.kafka_controller_port]
+            + (
+                [self.s.kafka_sasl_port, self.s.kafka_mtls_port]
+                if self.s.kafka_sasl_password
+                else []
+            ),
+            "OLIST_KAFKA_PORT / OLIST_KAFKA_CONTROLLER_PORT / OLIST_KAFKA_SASL_PORT / "
+            "OLIST_KAFKA_MTLS_PORT",
         )
 
     def up(self) -> str:
         if self.running():
+            self._ensure_scram_users()
             return f"Kafka already running (pid {self.pid()}, port {self.s.kafka_port})"
         self.check_ports()
         java = require_command(
@@ -92,11 +141,12 @@ class Kafka:
         )
         self.root.mkdir(parents=True, exist_ok=True)
         classpath = self._classpath()
-        self.config.write_text(server_properties(self.s, self.data))
+        # 0600: it holds the PLAIN user's password.
+        write_private(self.config, server_properties(self.s, self.data, self._tls()).encode())
         if not (self.data / "meta.properties").exists():
             run_checked(
                 [java, "-cp", classpath, "kafka.tools.StorageTool", "format",
-                 "-t", kafka_cluster_id(), "-c", str(self.config)],
+                 "-t", kafka_cluster_id(), "-c", str(self.config), *self._scram_format_args()],
                 "Kafka storage format",
             )  # fmt: skip
         with self.log.open("ab") as log:
@@ -127,7 +177,54 @@ class Kafka:
             raise StackError(
                 f"Kafka failed to start on port {self.s.kafka_port}:\n{tail(self.log)}"
             )
+        self._ensure_scram_users()
         return f"Kafka started (pid {proc.pid}, port {self.s.kafka_port})"
+
+    # --- security ----------------------------------------------------------------------------
+    def _tls(self) -> TlsFiles | None:
+        """The stack's certificates when the SASL/TLS listeners are on (a SASL password is set:
+        `olist stack up` always sets one), else None (PLAINTEXT only)."""
+        return ensure_tls(self.s.tls_dir) if self.s.kafka_sasl_password else None
+
+    def _scram_format_args(self) -> list[str]:
+        """SCRAM credentials written with the metadata at format time (KRaft has no ZooKeeper
+        to add them to later; the broker's own API can, see _ensure_scram_users)."""
+        if not self.s.kafka_sasl_password:
+            return []
+        password = self.s.kafka_sasl_password.get_secret_value()
+        return [
+            arg
+            for mechanism in SCRAM_MECHANISMS
+            for arg in (
+                "--add-scram",
+                f"{mechanism}=[name={self.s.kafka_stack_user},password={password}]",
+            )
+        ]
+
+    def _ensure_scram_users(self) -> None:
+        """Upsert the SCRAM users over the PLAINTEXT listener: a storage formatted before the
+        SASL listener existed gets them too (idempotent, every `up`)."""
+        if not self.s.kafka_sasl_password:
+            return
+        from kafka import KafkaAdminClient
+        from kafka.admin import UserScramCredentialUpsertion
+
+        password = self.s.kafka_sasl_password.get_secret_value()
+        admin = KafkaAdminClient(bootstrap_servers=self._plaintext(), request_timeout_ms=10000)
+        try:
+            # One mechanism per request: the broker refuses two alterations of a user in one.
+            errors = {}
+            for mechanism in SCRAM_MECHANISMS:
+                upsert = UserScramCredentialUpsertion(self.s.kafka_stack_user, mechanism, password)
+                errors |= admin.alter_user_scram_credentials([upsert])
+        finally:
+            admin.close()
+        if failed := {user: e for user, e in errors.items() if e}:
+            raise StackError(f"Kafka SCRAM users not created: {failed}")
+
+    def _plaintext(self) -> str:
+        # The stack's own probes use its PLAINTEXT listener whatever the clients' security.
+        return f"127.0.0.1:{self.s.kafka_port}"
 
     def _answers(self) -> bool:
         """The broker answers metadata requests (the port alone opens before it is ready)."""
@@ -136,7 +233,7 @@ class Kafka:
         def ok() -> bool:
             try:
                 admin = KafkaAdminClient(
-                    bootstrap_servers=f"127.0.0.1:{self.s.kafka_port}", request_timeout_ms=5000
+                    bootstrap_servers=self._plaintext(), request_timeout_ms=5000
                 )
             except Exception:
                 return False

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from pydantic import SecretStr
 
+from kafka_io.settings import secret_value
 from olist_dev.settings import StackSettings
 from olist_dev.stack.common import (
     StackError,
@@ -24,9 +27,21 @@ from olist_dev.stack.common import (
     read_pid,
     run_checked,
     tail,
+    write_private,
 )
+from olist_dev.stack.tls import ensure_tls
 
 MARKER = "postgres"
+
+
+def required_password(role: str, password: SecretStr | None) -> str:
+    if password is None:
+        raise StackError(f"no password for role {role}: run `olist stack up` (it generates them)")
+    return password.get_secret_value()
+
+
+def admin_password(s: StackSettings) -> str:
+    return required_password(s.pg_admin_user, s.pg_admin_password)
 
 
 def _bin_dir() -> Path | None:
@@ -88,6 +103,8 @@ class Postgres:
     # --- lifecycle ---------------------------------------------------------------------------
     def up(self) -> str:
         if self.running():
+            # Provisioning is idempotent: a running stack gets new roles and privileges too.
+            self.provision()
             return f"PostgreSQL already running (pid {self.pid()}, port {self.s.pg_port})"
         self.check_ports()
         bin_dir = ensure_installed()
@@ -100,7 +117,8 @@ class Postgres:
                 "-D", str(self.data),
                 "-l", str(self.log),
                 "-w", "-t", "60",
-                "-o", f"-p {self.s.pg_port} -k {self.sockets} -c listen_addresses=127.0.0.1",
+                "-o", f"-p {self.s.pg_port} -k {self.sockets} -c listen_addresses=127.0.0.1"
+                + self._tls_options(),
                 "start",
             ],
             capture_output=True,
@@ -142,10 +160,25 @@ class Postgres:
             if self.log.exists():
                 os.chown(self.log, user.pw_uid, user.pw_gid)
 
+    def _tls_options(self) -> str:
+        """Server options for TLS with the stack CA's certificate (``pg_tls``), else none."""
+        if not self.s.pg_tls:
+            return ""
+        files = ensure_tls(self.s.tls_dir)
+        # The server reads its key as its own user, and refuses a key others can read.
+        cert, key = self.root / "server.crt", self.root / "server.key"
+        shutil.copyfile(files.cert("postgres"), cert)
+        write_private(key, files.key("postgres").read_bytes())
+        if is_root():
+            user = ensure_os_user(self.s.pg_os_user)
+            for path in (cert, key):
+                os.chown(path, user.pw_uid, user.pw_gid)
+        return f" -c ssl=on -c ssl_cert_file={cert} -c ssl_key_file={key}"
+
     def _initdb(self, bin_dir: Path) -> None:
         # The password file must be readable by the server user; it is deleted right after.
         with tempfile.NamedTemporaryFile("w", dir=self.root, delete=False) as pwfile:
-            pwfile.write(self.s.pg_admin_password + "\n")
+            pwfile.write(admin_password(self.s) + "\n")
         try:
             if is_root():
                 user = ensure_os_user(self.s.pg_os_user)
@@ -186,7 +219,7 @@ class Postgres:
                 verb = "alter" if exists else "create"
                 conn.execute(
                     sql.SQL(verb + " role {} login password {}").format(
-                        sql.Identifier(role), sql.Literal(password)
+                        sql.Identifier(role), sql.Literal(required_password(role, password))
                     )
                 )
             for db, owner in (
@@ -201,22 +234,54 @@ class Postgres:
                             sql.Identifier(db), sql.Identifier(owner)
                         )
                     )
+            restrict_dagster_database(conn, s)
         with psycopg.connect(s.admin_dsn_for(s.pg_database), autocommit=True) as conn:
             grant_warehouse_privileges(conn, s, s.pg_database)
             provision_raw_schema(conn, s, s.raw_schema)
+            provision_dbt_schemas(conn, s, s.schema_prefix)
+            grant_reader_privileges(conn, s, s.analytics_schema)
+
+
+def restrict_dagster_database(conn: psycopg.Connection, s: StackSettings) -> None:
+    """Only its owner (the Dagster role) connects to Dagster's database (PUBLIC may by default)."""
+    conn.execute(
+        sql.SQL("revoke all on database {} from public").format(
+            sql.Identifier(s.dagster_pg_database)
+        )
+    )
 
 
 def grant_warehouse_privileges(conn: psycopg.Connection, s: StackSettings, database: str) -> None:
-    """dbt may create its own schemas (staging, analytics); ingestion only connects."""
-    conn.execute(
-        sql.SQL(
-            "grant connect on database {db} to {ing}, {dbt}; grant create on database {db} to {dbt}"
-        ).format(
-            db=sql.Identifier(database),
-            ing=sql.Identifier(s.ingest_user),
-            dbt=sql.Identifier(s.dbt_user),
+    """Who may connect to the warehouse, and what they may create: nothing at database level.
+
+    PUBLIC loses CONNECT (so the Dagster role cannot connect) and nobody creates in `public`;
+    ingestion and dbt connect and may use temp tables (dbt's incremental models do). dbt gets
+    no CREATE on the database: its schemas exist already, owned by it (provision_dbt_schemas),
+    so it cannot create any other. Revokes undo what earlier versions granted.
+    """
+    ids = {
+        "db": sql.Identifier(database),
+        "ing": sql.Identifier(s.ingest_user),
+        "dbt": sql.Identifier(s.dbt_user),
+    }
+    for statement in (
+        "revoke all on database {db} from public",
+        "revoke create on database {db} from {dbt}",
+        "grant connect, temporary on database {db} to {ing}, {dbt}",
+        "revoke create on schema public from public",
+    ):
+        conn.execute(sql.SQL(statement).format(**ids))
+
+
+def provision_dbt_schemas(conn: psycopg.Connection, s: StackSettings, prefix: str = "") -> None:
+    """dbt's own schemas (``prefix`` + staging, analytics), owned by the dbt role: it builds in
+    them and creates no other. Also used by tests and sandboxes for their schema prefix."""
+    for layer in ("staging", "analytics"):
+        ids = {"schema": sql.Identifier(prefix + layer), "dbt": sql.Identifier(s.dbt_user)}
+        conn.execute(
+            sql.SQL("create schema if not exists {schema} authorization {dbt}").format(**ids)
         )
-    )
+        conn.execute(sql.SQL("alter schema {schema} owner to {dbt}").format(**ids))
 
 
 def admin_connect(settings: StackSettings) -> psycopg.Connection:
@@ -242,3 +307,37 @@ def provision_raw_schema(conn: psycopg.Connection, s: StackSettings, schema: str
             "alter default privileges for role {ing} in schema {schema} grant select on tables to {dbt}"
         ).format(**ids)
     )
+
+
+def grant_reader_privileges(conn: psycopg.Connection, s: StackSettings, analytics: str) -> None:
+    """The read-only login role (the dashboard's, created or given its password here):
+    CONNECT on the warehouse and SELECT on the marts' schema ``analytics``, including the tables
+    dbt creates later; nothing on raw or staging.
+
+    The schema is created here (owned by the dbt role, as dbt would) when dbt has not built it
+    yet, because default privileges need it. Also used by tests and benchmarks for their own
+    schema prefix.
+    """
+    ids = {
+        "db": sql.Identifier(conn.info.dbname),
+        "schema": sql.Identifier(analytics),
+        "dbt": sql.Identifier(s.dbt_user),
+        "reader": sql.Identifier(s.reader_user),
+    }
+    exists = conn.execute("select 1 from pg_roles where rolname = %s", [s.reader_user]).fetchone()
+    password = secret_value(s.reader_password)
+    if not exists or password is not None:
+        # Login only (no SUPERUSER, CREATEDB or CREATEROLE: the defaults); rights follow.
+        verb = "alter role {reader} login" if exists else "create role {reader} login"
+        login = sql.SQL(verb).format(**ids)
+        if password is not None:
+            login = sql.SQL("{} password {}").format(login, sql.Literal(password))
+        conn.execute(login)
+    for statement in (
+        "grant connect on database {db} to {reader}",
+        "create schema if not exists {schema} authorization {dbt}",
+        "grant usage on schema {schema} to {reader}",
+        "grant select on all tables in schema {schema} to {reader}",
+        "alter default privileges for role {dbt} in schema {schema} grant select on tables to {reader}",
+    ):
+        conn.execute(sql.SQL(statement).format(**ids))

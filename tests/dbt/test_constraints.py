@@ -14,7 +14,6 @@ import pytest
 import yaml
 from psycopg import errors, sql
 
-from kafka_io.settings import pg_dsn
 from olist_assets.lib.dbt_project import DBT_PROJECT_DIR
 from tests.dbt.expected_marts import sample_orders
 
@@ -83,14 +82,7 @@ def built(module_dbt_env, olist_data, events_of, settings):
     module_dbt_env.dbt("build")
     module_dbt_env.load(events[half:])
     module_dbt_env.dbt("build")
-    dsn = pg_dsn(
-        settings.dbt_user,
-        settings.dbt_password,
-        settings.pg_host,
-        settings.pg_port,
-        settings.pg_database,
-    )
-    with psycopg.connect(dsn) as conn:
+    with psycopg.connect(settings.dbt_pg_dsn) as conn:
         yield module_dbt_env, conn
 
 

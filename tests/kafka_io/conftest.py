@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kafka_io.settings import get_settings
+from olist_dev.settings import StackSettings
 from tests.kafka_io.private_stack import PrivateStack
 
 
@@ -21,7 +21,7 @@ def private_stack_session() -> Iterator[PrivateStack]:
     /tmp/pytest-of-<user> to 0700 and prunes old runs, which would lock the PostgreSQL user out
     of its data directory (pg_ctl stop fails) or delete it mid-run."""
     stack_dir = Path(tempfile.mkdtemp(prefix="olist-private-stack-"))
-    stack = PrivateStack(get_settings(), stack_dir)
+    stack = PrivateStack(StackSettings(), stack_dir)
     try:
         stack.start()
         yield stack

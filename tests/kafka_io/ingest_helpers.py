@@ -12,6 +12,7 @@ from kafka import KafkaProducer
 from psycopg import sql
 
 from kafka_io.contract import encode_event, event_key
+from kafka_io.kafka_client import client_config
 from olist_dev.settings import StackSettings
 from tests.conftest import REPO_ROOT
 
@@ -22,7 +23,7 @@ def produce_events(settings: StackSettings, topic: str, events: Iterable[dict]) 
 
 def produce_raw(settings: StackSettings, topic: str, messages: Iterable[tuple]) -> int:
     producer = KafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, acks="all", max_request_size=2 * 1024 * 1024
+        **client_config(settings), acks="all", max_request_size=2 * 1024 * 1024
     )
     futures = [producer.send(topic, key=k, value=v) for k, v in messages]
     producer.flush()
@@ -74,13 +75,13 @@ def stored_offsets(settings: StackSettings, schema: str, group: str, topic: str)
 def kafka_committed(settings: StackSettings, group: str, topic: str) -> dict[int, int]:
     from kafka_io.lag import group_lag
 
-    return {p.partition: p.committed for p in group_lag(settings.kafka_bootstrap, group, topic)}
+    return {p.partition: p.committed for p in group_lag(settings, group, topic)}
 
 
 def end_offsets(settings: StackSettings, topic: str) -> dict[int, int]:
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    consumer = KafkaConsumer(**client_config(settings))
     try:
         tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
         return {tp.partition: o for tp, o in consumer.end_offsets(tps).items()}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -19,7 +20,9 @@ from pathlib import Path
 import psycopg
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
+from pydantic import SecretStr
 
+from kafka_io.kafka_client import client_config
 from olist_dev.settings import StackSettings
 from olist_dev.stack.common import StackError, pid_alive, port_in_use, wait_until
 from olist_dev.stack.kafka import MARKER as KAFKA_MARKER
@@ -42,12 +45,17 @@ def free_ports(count: int) -> list[int]:
 def private_settings(base: StackSettings, stack_dir: Path) -> StackSettings:
     """``base`` moved to free ports and ``stack_dir``; explicit DSN/bootstrap overrides (from
     the environment) are dropped, or they would still point at the shared stack."""
-    pg_port, kafka_port, controller_port = free_ports(3)
+    pg_port, kafka_port, controller_port, sasl_port, mtls_port = free_ports(5)
     return base.model_copy(
         update={
             "pg_port": pg_port,
             "kafka_port": kafka_port,
             "kafka_controller_port": controller_port,
+            "kafka_sasl_port": sasl_port,
+            "kafka_mtls_port": mtls_port,
+            # TLS on (its own CA under stack_dir) and a SASL user, for tests/kafka_io/test_security.py.
+            "pg_tls": True,
+            "kafka_sasl_password": base.kafka_sasl_password or SecretStr(secrets.token_urlsafe(24)),
             "stack_dir": stack_dir,
             "pg_dsn_override": None,
             "kafka_bootstrap_override": None,
@@ -137,7 +145,7 @@ class PrivateStack:
         self.kafka.pid_file.unlink(missing_ok=True)
 
     def new_topic(self, name: str, partitions: int) -> str:
-        admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap)
+        admin = KafkaAdminClient(**client_config(self.settings))
         try:
             admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
         finally:
@@ -145,7 +153,7 @@ class PrivateStack:
         # Metadata spreads asynchronously: a consumer asking at once may not see the topic.
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap)
+            admin = KafkaAdminClient(**client_config(self.settings))
             try:
                 if name in admin.list_topics():
                     return name

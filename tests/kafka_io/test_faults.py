@@ -74,9 +74,7 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
 
 def assert_reconciled(settings, schema: str, topic: str) -> list[dict]:
     with psycopg.connect(settings.pg_dsn) as conn:
-        rows = reconcile_offsets(
-            conn, schema, topic, read_kafka_log(settings.kafka_bootstrap, topic)
-        )
+        rows = reconcile_offsets(conn, schema, topic, read_kafka_log(settings, topic))
     assert rows and all(r["ok"] for r in rows), rows
     return rows
 
@@ -252,7 +250,7 @@ def test_a_recreated_topic_with_more_events_stops_then_an_explicit_reset_ingests
         (len(first),)
     ]
     with psycopg.connect(settings.pg_dsn) as conn:
-        kafka = read_kafka_log(settings.kafka_bootstrap, kafka_topic)
+        kafka = read_kafka_log(settings, kafka_topic)
         assert not all(r["ok"] for r in reconcile_offsets(conn, raw_schema, kafka_topic, kafka))
 
     reset = olist("offsets", "reset", "--topic", kafka_topic, "--group", group,

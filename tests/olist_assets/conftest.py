@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pytest
 from psycopg import sql
 
+from olist_dev.stack.postgres import provision_dbt_schemas
 from tests.conftest import admin_connect, unique_name
 
 
@@ -35,6 +36,9 @@ class Pipeline:
 @pytest.fixture
 def pipeline(settings, raw_schema, kafka_topic, monkeypatch) -> Iterator[Pipeline]:
     p = Pipeline(kafka_topic, unique_name("g"), raw_schema, unique_name("t") + "_")
+    with admin_connect(settings) as conn:
+        # The dbt role creates no schema: its prefixed ones are made for it, as in production.
+        provision_dbt_schemas(conn, settings, p.prefix)
     for key, value in p.env().items():
         monkeypatch.setenv(key, value)
     yield p

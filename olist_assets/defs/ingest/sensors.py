@@ -62,7 +62,7 @@ def kafka_lag_sensor(
     if busy:
         return dg.SkipReason(busy)
     try:
-        lags = group_lag(s.kafka_bootstrap, s.kafka_group, s.kafka_topic, timeout_ms=3000)
+        lags = group_lag(s, s.kafka_group, s.kafka_topic, timeout_ms=3000)
     except KafkaError as exc:
         return dg.SkipReason(f"Kafka at {s.kafka_bootstrap} unavailable: {exc}")
     total = sum(p.lag for p in lags)
