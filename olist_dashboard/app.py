@@ -72,14 +72,19 @@ def freshness_panel(shown: Version) -> None:
 
 def sidebar_filters(version: Version) -> queries.Filters:
     options = load("filter_options", version, queries.Filters())[0]
-    first, last = options["first_day"], options["last_day"]
+    bounds = (options["first_day"], options["last_day"])
     st.sidebar.header("Filters")
-    picked = st.sidebar.date_input(
-        "Purchase dates", value=(first, last), min_value=first, max_value=last, key="dates"
+    # The range follows new data while the user has not narrowed it: a build that adds a day
+    # must show it (the widget keeps its value across reruns, so it is set through its key).
+    st.session_state["dates"] = queries.follow_bounds(
+        st.session_state.get("dates"), st.session_state.get("date_bounds"), bounds
     )
-    start, end = (picked + (None, None))[:2] if isinstance(picked, tuple) else (picked, None)
+    st.session_state["date_bounds"] = bounds
+    picked = st.sidebar.date_input(
+        "Purchase dates", min_value=bounds[0], max_value=bounds[1], key="dates"
+    )
     states = st.sidebar.multiselect("States", options["states"] or [], key="states")
-    return queries.Filters(start=start, end=end, states=tuple(states))
+    return queries.Filters(*queries.date_range(picked, bounds), states=tuple(states))
 
 
 def bar(df: pd.DataFrame, x: str, y: str, title: str, fmt: str = ",.0f") -> alt.Chart:
@@ -97,11 +102,8 @@ def bar(df: pd.DataFrame, x: str, y: str, title: str, fmt: str = ",.0f") -> alt.
 def kpi_row(version: Version, filters: queries.Filters) -> None:
     kpis = load("kpis", version, filters)[0]
     customers = load("customers", version, filters)[0]["customers"]
-    buckets = figures.frame(load("repeat_customers", version, filters))
-    repeat = (
-        int(buckets.loc[buckets["orders_bucket"] > 1, "customers"].sum()) if len(buckets) else 0
-    )
-    cards = list(figures.kpi_cards(kpis, customers, repeat).items())
+    buckets = load("repeat_customers", version, filters)
+    cards = list(figures.kpi_cards(kpis, customers, buckets).items())
     # Two rows of three: money in BRL needs the width.
     for row in (cards[:3], cards[3:]):
         for col, (label, value) in zip(st.columns(len(row)), row, strict=True):

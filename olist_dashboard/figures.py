@@ -42,16 +42,26 @@ def age(then: datetime | None, now: datetime) -> str:
     return f"{seconds}s"
 
 
-def kpi_cards(kpis: dict[str, Any], customers: int, repeat: int) -> dict[str, str]:
-    """Label → value of the KPI cards, from the kpis and customers queries and the number of
-    customers with more than one order."""
+def repeat_share(buckets: list[dict[str, Any]]) -> str:
+    """Share of customers with more than one order, from the repeat_customers query's buckets
+    (dim_customers by number of orders): numerator and denominator are the same customers, the
+    ones whose latest order is in the filters."""
+    everyone = sum(int(b["customers"]) for b in buckets)
+    repeat = sum(int(b["customers"]) for b in buckets if b["orders_bucket"] > 1)
+    return percent(repeat, everyone)
+
+
+def kpi_cards(
+    kpis: dict[str, Any], customers: int, buckets: list[dict[str, Any]]
+) -> dict[str, str]:
+    """Label → value of the KPI cards, from the kpis, customers and repeat_customers queries."""
     return {
         "Total orders": count(kpis["orders"]),
         "Revenue": brl(kpis["revenue"]),
         "Average order value": brl(kpis["avg_order_value"]),
         "Customers": count(customers),
         "Freight / revenue": percent(kpis["freight"], kpis["revenue"]),
-        "Repeat customers": percent(repeat, customers),
+        "Repeat customers": repeat_share(buckets),
     }
 
 

@@ -30,6 +30,29 @@ class Filters:
     states: tuple[str, ...] = ()
 
 
+DateRange = tuple[date | None, date | None]
+
+
+def date_range(picked: Any, bounds: DateRange) -> DateRange:
+    """The (start, end) filter of a date-range widget's value (a date, or a tuple of none, one
+    or two while the user picks); the whole range ``bounds`` is no filter (None, None), so it
+    keeps up with new days."""
+    if not isinstance(picked, tuple):
+        picked = (picked,)
+    start, end = (picked + (None, None))[:2]
+    if (start, end) == tuple(bounds):
+        return None, None
+    return start, end
+
+
+def follow_bounds(current: Any, old_bounds: DateRange | None, bounds: DateRange) -> Any:
+    """The date widget's value once the data spans ``bounds``: the whole range when the user
+    had not narrowed the old one (or never picked), else what they picked."""
+    if current is None or old_bounds is None or tuple(current) == tuple(old_bounds):
+        return tuple(bounds)
+    return current
+
+
 ORDER_DATE = sql.Identifier("order_date")
 CUSTOMER_STATE = sql.Identifier("customer_state")
 
