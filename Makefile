@@ -7,7 +7,7 @@ UV := $(VENV)/bin/uv
 UV_VERSION := 0.9.30
 PYTHON ?= python3.11
 
-.PHONY: setup up down status demo test test-unit lint format lock dev docs clean-stack
+.PHONY: setup up down status demo test test-unit lint format lock dev docs dashboard clean-stack
 
 MANIFEST := dbt/target/manifest.json
 DBT_SOURCES := dbt/dbt_project.yml dbt/profiles.yml $(shell find dbt/models dbt/macros dbt/tests -type f 2>/dev/null)
@@ -64,11 +64,16 @@ lock: setup
 
 ## dev: Dagster webserver + daemon on 127.0.0.1 (Ctrl-C stops both)
 dev: up
+	@echo "the dashboard beside it: make dashboard (another terminal) -> http://127.0.0.1:$${OLIST_DASHBOARD_PORT:-8501}"
 	$(OLIST) ui
 
 ## docs: generate and serve the dbt docs
 docs: up
 	$(OLIST) docs serve
+
+## dashboard: the live dashboard over the marts on 127.0.0.1 (prints its URL; Ctrl-C stops it)
+dashboard: up
+	$(OLIST) dashboard
 
 ## clean-stack: stop the stack and delete its data
 clean-stack: down

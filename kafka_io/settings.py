@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     ingest_password: SecretStr | None = None
     dbt_user: str = "olist_dbt"
     dbt_password: SecretStr | None = None
+    # The dashboard's role: SELECT on the marts (analytics) only.
+    reader_user: str = "olist_reader"
+    reader_password: SecretStr | None = None
     dagster_pg_database: str = "dagster"
     dagster_pg_user: str = "olist_dagster"
     dagster_pg_password: SecretStr | None = None
@@ -100,6 +103,8 @@ class Settings(BaseSettings):
     raw_freshness_minutes: float = 60
     # Where `olist docs serve` serves the dbt docs (the assets link there).
     dbt_docs_port: int = 8580
+    # Where the dashboard (olist_dashboard, `olist dashboard`) serves; the lineage links there.
+    dashboard_port: int = 8501
 
     # Kafka.
     kafka_bootstrap_override: str | None = Field(
@@ -168,6 +173,15 @@ class Settings(BaseSettings):
     @property
     def dbt_pg_dsn(self) -> str:
         return self.dsn_for(self.dbt_user, self.dbt_password, self.pg_database)
+
+    @property
+    def reader_pg_dsn(self) -> str:
+        """DSN of the read-only role (the dashboard): it can read the marts and nothing else."""
+        return self.dsn_for(self.reader_user, self.reader_password, self.pg_database)
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://127.0.0.1:{self.dashboard_port}"
 
     @property
     def dagster_pg_dsn(self) -> str:

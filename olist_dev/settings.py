@@ -51,6 +51,7 @@ class StackSettings(Settings):
             self.ingest_user: self.ingest_password,
             self.dbt_user: self.dbt_password,
             self.dagster_pg_user: self.dagster_pg_password,
+            self.reader_user: self.reader_password,
         }
 
     @property

@@ -6,6 +6,7 @@
 set -euo pipefail
 
 : "${OLIST_INGEST_PASSWORD:?}" "${OLIST_DBT_PASSWORD:?}" "${OLIST_DAGSTER_PG_PASSWORD:?}"
+: "${OLIST_READER_PASSWORD:?}"
 
 psql -v ON_ERROR_STOP=1 --no-psqlrc --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \
     -v warehouse="${OLIST_PG_DATABASE:-olist}" \
@@ -14,6 +15,8 @@ psql -v ON_ERROR_STOP=1 --no-psqlrc --username "$POSTGRES_USER" --dbname "$POSTG
     -v ingest_password="$OLIST_INGEST_PASSWORD" \
     -v dbt_user="${OLIST_DBT_USER:-olist_dbt}" \
     -v dbt_password="$OLIST_DBT_PASSWORD" \
+    -v reader_user="${OLIST_READER_USER:-olist_reader}" \
+    -v reader_password="$OLIST_READER_PASSWORD" \
     -v dagster_db="${OLIST_DAGSTER_PG_DATABASE:-dagster}" \
     -v dagster_user="${OLIST_DAGSTER_PG_USER:-olist_dagster}" \
     -v dagster_password="$OLIST_DAGSTER_PG_PASSWORD" \
@@ -22,6 +25,7 @@ psql -v ON_ERROR_STOP=1 --no-psqlrc --username "$POSTGRES_USER" --dbname "$POSTG
 create role :"ingest_user" login password :'ingest_password';
 create role :"dbt_user" login password :'dbt_password';
 create role :"dagster_user" login password :'dagster_password';
+create role :"reader_user" login password :'reader_password';
 
 -- Dagster's instance database belongs to its role; nobody else connects to it.
 create database :"dagster_db" owner :"dagster_user";
@@ -32,6 +36,8 @@ revoke all on database :"dagster_db" from public;
 create database :"warehouse";
 revoke all on database :"warehouse" from public;
 grant connect, temporary on database :"warehouse" to :"ingest_user", :"dbt_user";
+-- The dashboard's role only connects and reads the marts (below).
+grant connect on database :"warehouse" to :"reader_user";
 
 \connect :"warehouse"
 -- Nobody creates tables in public (PostgreSQL 15+ default, kept explicit).
@@ -44,4 +50,10 @@ create schema :"raw_schema" authorization :"ingest_user";
 grant usage on schema :"raw_schema" to :"dbt_user";
 alter default privileges for role :"ingest_user" in schema :"raw_schema"
     grant select on tables to :"dbt_user";
+
+-- The dashboard's role reads the marts, including the tables dbt creates later, and
+-- nothing else.
+grant usage on schema analytics to :"reader_user";
+alter default privileges for role :"dbt_user" in schema analytics
+    grant select on tables to :"reader_user";
 SQL

@@ -14,6 +14,7 @@ import psycopg
 from psycopg import sql
 from pydantic import SecretStr
 
+from kafka_io.settings import secret_value
 from olist_dev.settings import StackSettings
 from olist_dev.stack.common import (
     StackError,
@@ -233,6 +234,7 @@ class Postgres:
             grant_warehouse_privileges(conn, s, s.pg_database)
             provision_raw_schema(conn, s, s.raw_schema)
             provision_dbt_schemas(conn, s, s.schema_prefix)
+            grant_reader_privileges(conn, s, s.analytics_schema)
 
 
 def restrict_dagster_database(conn: psycopg.Connection, s: StackSettings) -> None:
@@ -300,3 +302,28 @@ def provision_raw_schema(conn: psycopg.Connection, s: StackSettings, schema: str
             "alter default privileges for role {ing} in schema {schema} grant select on tables to {dbt}"
         ).format(**ids)
     )
+
+
+def grant_reader_privileges(conn: psycopg.Connection, s: StackSettings, analytics: str) -> None:
+    """The read-only login role (the dashboard's; provisioned with the other login roles):
+    CONNECT on the warehouse and SELECT on the marts' schema ``analytics``, including the tables
+    dbt creates later; nothing on raw or staging.
+
+    The schema is created here (owned by the dbt role, as dbt would) when dbt has not built it
+    yet, because default privileges need it. Also used by tests and benchmarks for their own
+    schema prefix.
+    """
+    ids = {
+        "db": sql.Identifier(conn.info.dbname),
+        "schema": sql.Identifier(analytics),
+        "dbt": sql.Identifier(s.dbt_user),
+        "reader": sql.Identifier(s.reader_user),
+    }
+    for statement in (
+        "grant connect on database {db} to {reader}",
+        "create schema if not exists {schema} authorization {dbt}",
+        "grant usage on schema {schema} to {reader}",
+        "grant select on all tables in schema {schema} to {reader}",
+        "alter default privileges for role {dbt} in schema {schema} grant select on tables to {reader}",
+    ):
+        conn.execute(sql.SQL(statement).format(**ids))

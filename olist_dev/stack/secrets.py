@@ -23,6 +23,7 @@ LEGACY_PASSWORDS = {
     "ingest_password": "olist_ingest",
     "dbt_password": "olist_dbt",
     "dagster_pg_password": "olist_dagster",
+    "reader_password": "olist_reader",
 }
 
 

@@ -3,8 +3,10 @@ sensor asks for exactly the lagging offsets once, and a failing dbt test is a fa
 
 from __future__ import annotations
 
+import base64
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import dagster as dg
 import psycopg
@@ -88,6 +90,17 @@ def test_graph_materializes_on_a_small_replay(settings, pipeline):
     )
     assert (top[0]["state"], top[0]["revenue_orders"]) == (state, orders_)
     assert top[0]["revenue_brl"] == round(float(revenue), 2)
+    # The Plots tab's numbers: totals equal SQL over the mart; the first build adds them all.
+    (total_revenue,) = mart_value(
+        settings, pipeline, "select sum(total_revenue) from {schema}.agg_daily_revenue"
+    )
+    assert agg["orders_total"].value == agg["orders_added"].value == len(orders)
+    assert agg["revenue_total_brl"].value == round(float(total_revenue), 2)
+    # The revenue-by-day picture: a markdown image of a parseable SVG polyline.
+    picture = agg["revenue_by_day"].value
+    assert picture.startswith("![revenue by day") and "](data:image/svg+xml;base64," in picture
+    svg = base64.b64decode(picture.split("base64,", 1)[1].rstrip(")"))
+    assert ElementTree.fromstring(svg).find("{http://www.w3.org/2000/svg}polyline") is not None
 
 
 def test_lag_sensor_requests_the_lagging_offsets_once(settings, pipeline):

@@ -5,6 +5,7 @@
             {'columns': ['order_id'], 'unique': True},
             {'columns': ['customer_unique_id']},
             {'columns': ['order_date', 'customer_state']},
+            {'columns': ['purchased_at']},
         ],
         pre_hook=[
             "{{ record_change_set(ref('int_orders_latest'), 'order_id') }}",

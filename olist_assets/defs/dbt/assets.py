@@ -9,8 +9,9 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
 from kafka_io.settings import get_settings
+from olist_assets.lib.charts import markdown_image, sparkline_svg
 from olist_assets.lib.dbt_project import dbt_project
-from olist_assets.lib.marts import top_states
+from olist_assets.lib.marts import revenue_summary, top_states
 from olist_assets.lib.policies import OWNERS
 from olist_assets.lib.resources import current_dbt_pool
 from olist_assets.lib.translator import OlistDbtTranslator
@@ -48,6 +49,42 @@ def top_states_table(rows: list[tuple]) -> dg.TableMetadataValue:
         ],
         schema=TOP_STATES_SCHEMA,
     )
+
+
+def revenue_metadata(summary: dict, previous: dict | None) -> dict[str, dg.MetadataValue]:
+    """agg_daily_revenue's numeric metadata (the Plots tab charts each key over time) and its
+    revenue-by-day sparkline, from `revenue_summary` and the previous materialization's
+    metadata values (None on the first): ``*_added`` is what the batch changed in the totals."""
+    totals, batch = summary["totals"], summary["batch"]
+    before = previous or {}
+    daily = summary["daily"]
+    caption = (
+        f"revenue by day, {daily[0][0]} to {daily[-1][0]}" if daily else "revenue by day (none)"
+    )
+    return {
+        "orders_total": dg.MetadataValue.int(int(totals["orders"])),
+        "revenue_total_brl": dg.MetadataValue.float(round(totals["revenue"], 2)),
+        "orders_added": dg.MetadataValue.int(
+            int(totals["orders"]) - int(before.get("orders_total", 0))
+        ),
+        "revenue_added_brl": dg.MetadataValue.float(
+            round(totals["revenue"] - float(before.get("revenue_total_brl", 0.0)), 2)
+        ),
+        "batch_cells_rebuilt": dg.MetadataValue.int(int(batch["cells"])),
+        "batch_cells_orders": dg.MetadataValue.int(int(batch["orders"])),
+        "batch_cells_revenue_brl": dg.MetadataValue.float(round(batch["revenue"], 2)),
+        "revenue_by_day": dg.MetadataValue.md(
+            markdown_image(caption, sparkline_svg([value for _, value in daily]))
+        ),
+    }
+
+
+def previous_metadata_values(context: dg.AssetExecutionContext) -> dict | None:
+    """The plain values of agg_daily_revenue's latest stored materialization, if any."""
+    event = context.instance.get_latest_materialization_event(TOP_STATES_KEY)
+    if event is None or event.asset_materialization is None:
+        return None
+    return {key: value.value for key, value in event.asset_materialization.metadata.items()}
 
 
 class DbtBuildConfig(dg.Config):
@@ -94,6 +131,9 @@ def olist_dbt_models(
                 {
                     **event.metadata,
                     "top_states_by_revenue": top_states_table(top_states(get_settings())),
+                    **revenue_metadata(
+                        revenue_summary(get_settings()), previous_metadata_values(context)
+                    ),
                 }
             )
         yield event

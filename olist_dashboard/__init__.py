@@ -1,0 +1,2 @@
+"""The live dashboard over the marts (Streamlit): `app.py` renders, `queries.py` reads the marts
+with the read-only role. Imports only `kafka_io.settings` of ours."""
