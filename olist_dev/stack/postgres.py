@@ -14,7 +14,6 @@ import psycopg
 from psycopg import sql
 from pydantic import SecretStr
 
-from kafka_io.settings import secret_value
 from olist_dev.settings import StackSettings
 from olist_dev.stack.common import (
     StackError,
@@ -208,15 +207,7 @@ class Postgres:
         s = self.s
         with psycopg.connect(s.pg_admin_dsn, autocommit=True) as conn:
             for role, password in s.login_roles().items():
-                exists = conn.execute(
-                    "select 1 from pg_roles where rolname = %s", [role]
-                ).fetchone()
-                verb = "alter" if exists else "create"
-                conn.execute(
-                    sql.SQL(verb + " role {} login password {}").format(
-                        sql.Identifier(role), sql.Literal(required_password(role, password))
-                    )
-                )
+                upsert_login_role(conn, role, required_password(role, password))
             for db, owner in (
                 (s.pg_database, s.pg_admin_user),
                 (s.dagster_pg_database, s.dagster_pg_user),
@@ -235,6 +226,17 @@ class Postgres:
             provision_raw_schema(conn, s, s.raw_schema)
             provision_dbt_schemas(conn, s, s.schema_prefix)
             grant_reader_privileges(conn, s, s.analytics_schema)
+
+
+def upsert_login_role(conn: psycopg.Connection, role: str, password: str) -> None:
+    """A login role (no SUPERUSER, CREATEDB or CREATEROLE: the defaults) with this password,
+    created or updated; its rights are granted apart."""
+    exists = conn.execute("select 1 from pg_roles where rolname = %s", [role]).fetchone()
+    conn.execute(
+        sql.SQL(("alter" if exists else "create") + " role {} login password {}").format(
+            sql.Identifier(role), sql.Literal(password)
+        )
+    )
 
 
 def restrict_dagster_database(conn: psycopg.Connection, s: StackSettings) -> None:

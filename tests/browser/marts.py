@@ -21,7 +21,7 @@ from kafka_io.olist_csv import OlistOrder, events_in_time_order, read_orders
 from olist_dev.dbt_sandbox import DbtSandbox
 from olist_dev.settings import StackSettings
 from olist_dev.stack.common import unique_name
-from olist_dev.stack.postgres import admin_connect, grant_reader_privileges
+from olist_dev.stack.postgres import admin_connect, grant_reader_privileges, upsert_login_role
 
 BUILD = ("build", "--exclude-resource-type", "unit_test")
 
@@ -57,14 +57,15 @@ def first_orders(data_dir: Path, n: int) -> list[OlistOrder]:
 
 @contextmanager
 def dashboard_marts(settings: StackSettings, work_dir: Path) -> Iterator[DashboardMarts]:
-    reader_user = unique_name("t_reader")
+    reader_user, password = unique_name("t_reader"), secrets.token_hex(16)
     reader = settings.model_copy(
-        update={"reader_user": reader_user, "reader_password": SecretStr(secrets.token_hex(16))}
+        update={"reader_user": reader_user, "reader_password": SecretStr(password)}
     )
     try:
         with DbtSandbox(settings, work_dir) as sandbox:
             reader = reader.model_copy(update={"schema_prefix": sandbox.prefix})
             with admin_connect(settings) as conn:
+                upsert_login_role(conn, reader_user, password)
                 grant_reader_privileges(conn, reader, reader.analytics_schema)
             yield DashboardMarts(sandbox, reader)
     finally:

@@ -8,7 +8,13 @@ from kafka_io.settings import get_settings
 from olist_assets.lib.policies import OWNERS
 
 # What olist_dashboard/queries.py reads (the marts and the serving views over raw's freshness).
-READS = ["fact_orders", "dim_customers", "agg_daily_revenue", "marts_freshness", "ingest_per_minute"]
+READS = [
+    "fact_orders",
+    "dim_customers",
+    "agg_daily_revenue",
+    "marts_freshness",
+    "ingest_per_minute",
+]
 
 dashboard = dg.AssetSpec(
     "dashboard",
