@@ -55,7 +55,6 @@ def step_seconds(records) -> dict[str, float]:
 def batch_run(box: DbtSandbox, topic: str, group: str) -> dict:
     """One run as the lag sensor launches it: raw_orders, its checks and the dbt build."""
     import dagster as dg
-    from dagster_dbt import DbtCliResource
 
     from olist_assets.defs.dbt.assets import olist_dbt_models
     from olist_assets.defs.ingest.assets import olist_orders_topic, raw_orders
@@ -63,6 +62,7 @@ def batch_run(box: DbtSandbox, topic: str, group: str) -> dict:
         raw_orders_dead_letters,
         raw_orders_offsets_reconcile,
     )
+    from olist_assets.defs.resources import VenvDbtCliResource
     from olist_assets.lib.dbt_project import dbt_project
     from olist_assets.lib.resources import OlistIngestResource
 
@@ -71,7 +71,8 @@ def batch_run(box: DbtSandbox, topic: str, group: str) -> dict:
 
     resources = {
         "ingest": OlistIngestResource(topic=topic, group=group, raw_schema=box.raw_schema),
-        "dbt": DbtCliResource(
+        # The resource the code location gives runs (no `dbt --version` process per run).
+        "dbt": VenvDbtCliResource(
             project_dir=dbt_project, dbt_executable=str(Path(sys.executable).with_name("dbt"))
         ),
     }
@@ -135,7 +136,9 @@ def measure_size(
             get_settings.cache_clear()
             from kafka import KafkaAdminClient
 
-            admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+            from kafka_io.kafka_client import client_config
+
+            admin = KafkaAdminClient(**client_config(settings))
             admin.delete_topics([topic])
             admin.close()
     return out

@@ -36,7 +36,8 @@ RUNTIME_LOCK = REPO / "requirements-runtime.lock"
 
 # What the image may copy from the build context: the runtime and its configuration.
 RUNTIME_SOURCES = {
-    "requirements-runtime.lock", "pyproject.toml", "README.md", "kafka_io", "olist_assets", "dbt",
+    "requirements-runtime.lock", "pyproject.toml", "README.md", "kafka_io", "olist_assets",
+    "olist_dashboard", "dbt",
     "docker/dagster.yaml", "docker/workspace.yaml",
 }  # fmt: skip
 # The dev package, tests and local state: never in the build context.
