@@ -106,7 +106,9 @@ def test_dsns_carry_tls_and_quote_everything_and_print_without_password():
     assert "secret" not in str(s)
 
 
-def test_dbt_env_leaves_an_unset_password_unset():
+def test_dbt_env_leaves_an_unset_password_unset(monkeypatch):
+    # The session's stack fixture exports the stack's dbt password for in-process runs.
+    monkeypatch.delenv("OLIST_DBT_PASSWORD", raising=False)
     assert "OLIST_DBT_PASSWORD" not in settings().dbt_env()
     env = settings(dbt_password="x", pg_sslmode="verify-full", pg_sslrootcert="/ca").dbt_env()
     assert (env["OLIST_DBT_PASSWORD"], env["OLIST_PG_SSLMODE"], env["OLIST_PG_SSLROOTCERT"]) == (
