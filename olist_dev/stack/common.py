@@ -123,6 +123,21 @@ def run_checked(cmd: list[str], what: str, **kwargs) -> subprocess.CompletedProc
     return result
 
 
+def apt_install(package: str, missing: str) -> None:
+    """Install Debian ``package`` with apt-get, as set-up does for what the stack and the tests
+    need; not root: a StackError naming ``missing`` and the command to run instead."""
+    if not is_root():
+        raise StackError(f"{missing}: run `sudo apt-get install {package}`")
+    print(f"installing {package} from Debian packages (apt-get)...", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    run_checked(["apt-get", "update", "-q"], "apt-get update", env=env)
+    run_checked(
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", package],
+        f"apt-get install {package}",
+        env=env,
+    )
+
+
 def tail(path: Path, lines: int = 15) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

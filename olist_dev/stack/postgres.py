@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from olist_dev.settings import StackSettings
 from olist_dev.stack.common import (
     StackError,
+    apt_install,
     check_ports_free,
     default_signals,
     ensure_os_user,
@@ -55,18 +56,8 @@ def ensure_installed() -> Path:
     bin_dir = _bin_dir()
     if bin_dir:
         return bin_dir
-    if not is_root():
-        raise StackError(
-            "PostgreSQL server not installed: run `sudo apt-get install postgresql` "
-            "(no /usr/lib/postgresql/*/bin/pg_ctl)"
-        )
-    print("installing PostgreSQL server from Debian packages (apt-get)...", flush=True)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    run_checked(["apt-get", "update", "-q"], "apt-get update", env=env)
-    run_checked(
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "postgresql"],
-        "apt-get install postgresql",
-        env=env,
+    apt_install(
+        "postgresql", "PostgreSQL server not installed (no /usr/lib/postgresql/*/bin/pg_ctl)"
     )
     bin_dir = _bin_dir()
     if not bin_dir:

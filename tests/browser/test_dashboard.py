@@ -4,34 +4,23 @@ reload. Marts: real Olist orders built by dbt into a sandbox (tests/browser/mart
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from psycopg import sql
 
 from olist_dashboard import figures
 from olist_dev.dashboard import DashboardServer
-from olist_dev.settings import REPO_ROOT
+from olist_dev.e2e import free_port
+from tests.browser.conftest import screenshot
 from tests.browser.marts import DashboardMarts, dashboard_marts, events_of, first_orders
 from tests.conftest import OLIST_DATA_DIR
 
-playwright = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = REPO_ROOT / "bench" / "screenshots"
 FIRST_BATCH, SECOND_BATCH = 2000, 300
 # The bound: new figures within 10 s of a materialization, with no click.
 REFRESH_BOUND_S = 10
 CHARTS = 9
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -53,16 +42,6 @@ def server(marts, tmp_path_factory) -> Iterator[DashboardServer]:
     log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
     with DashboardServer(marts.env(), free_port(), log) as srv:
         yield srv
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        yield b
-        b.close()
 
 
 @pytest.fixture
@@ -145,11 +124,6 @@ def wait_for_kpis(
             return time.monotonic() - started
         page.wait_for_timeout(200)
     pytest.fail(f"after {timeout}s the page shows {shown}, expected {expected}")
-
-
-def screenshot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
 
 
 def test_kpis_equal_sql_over_the_marts(page, marts):
