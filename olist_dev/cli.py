@@ -137,17 +137,23 @@ def docs_serve(port: int | None) -> None:
 @click.option("--synthetic", type=click.IntRange(min=1), default=10_000, show_default=True,
               metavar="N", help="Synthetic Olist-shaped orders to replay.")  # fmt: skip
 @click.option("--seed", type=int, default=42, show_default=True)
-def demo(data_dir: Path | None, synthetic: int, seed: int) -> None:
-    """The main job: replay events, materialize the whole graph with checks, print a summary."""
+@click.option("--reset", "start_empty", is_flag=True,
+              help="Start from empty: recreate the topic, empty raw, drop the marts; then load "
+                   "this dataset. Needed to switch datasets.")  # fmt: skip
+def demo(data_dir: Path | None, synthetic: int, seed: int, start_empty: bool) -> None:
+    """The main job: replay events, materialize the whole graph with checks, print a summary.
+
+    The warehouse holds one dataset at a time: the same one again is idempotent (all
+    duplicates); another one is refused unless --reset."""
+    from olist_dev.datasets import DatasetError, olist_dataset, synthetic_dataset
     from olist_dev.demo import run_demo
 
     events = event_source(data_dir, None if data_dir else synthetic, seed)
-    source = (
-        f"real Olist data in {data_dir}"
-        if data_dir
-        else f"{synthetic:,} synthetic orders (seed {seed})"
-    )
-    ok = run_demo(get_stack_settings(), events, source)
+    dataset = olist_dataset(data_dir) if data_dir else synthetic_dataset(synthetic, seed)
+    try:
+        ok = run_demo(get_stack_settings(), events, dataset, start_empty=start_empty)
+    except DatasetError as exc:
+        fail(str(exc))
     sys.exit(0 if ok else 1)
 
 

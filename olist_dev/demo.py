@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from kafka_io.producer import ensure_topic, replay
 from olist_assets.lib.marts import top_states
+from olist_dev.datasets import Dataset, claim, held_dataset, marts_line, reset
 from olist_dev.instance import dagster_env
 from olist_dev.settings import StackSettings
 
@@ -43,9 +44,17 @@ def mart_summary(settings: StackSettings) -> tuple[int, int, list[tuple]]:
     return orders, customers, top_states(settings)
 
 
-def run_demo(settings: StackSettings, events: Iterable[dict], source: str) -> bool:
-    """True when every run step and every ERROR-severity check passed."""
-    click.echo(f"1/3 replaying {source} into Kafka topic {settings.kafka_topic}")
+def run_demo(
+    settings: StackSettings, events: Iterable[dict], dataset: Dataset, *, start_empty: bool = False
+) -> bool:
+    """True when every run step and every ERROR-severity check passed. DatasetError, before
+    anything is written, when the warehouse holds another dataset (and not ``start_empty``)."""
+    if start_empty:
+        click.echo("0/3 --reset: starting from empty")
+        for line in reset(settings):
+            click.echo(f"    {line}")
+    claim(settings, dataset)
+    click.echo(f"1/3 replaying {dataset.label} into Kafka topic {settings.kafka_topic}")
     ensure_topic(settings, settings.kafka_topic, settings.kafka_partitions)
     with tqdm(unit=" events", mininterval=1, disable=None) as bar:
         stats = replay(events, settings=settings, topic=settings.kafka_topic, progress=bar)
@@ -73,7 +82,7 @@ def run_demo(settings: StackSettings, events: Iterable[dict], source: str) -> bo
         f"    events ingested: {value('events_ingested'):,} new, {value('duplicates'):,} "
         f"duplicates, {value('dead_letters'):,} dead letters; raw rows: {value('dagster/row_count'):,}"
     )
-    click.echo(f"    orders: {orders:,} · customers: {customers:,}")
+    click.echo(f"    {marts_line(held_dataset(settings), orders, customers)}")
     click.echo("    revenue by top states:")
     click.echo(f"      {'state':<6}{'orders':>10}{'revenue (BRL)':>18}{'avg order':>12}")
     for state, n, revenue, avg in top:
