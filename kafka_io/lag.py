@@ -16,6 +16,9 @@ class PartitionLag:
     partition: int
     committed: int  # next offset the group will read (0 when it never committed)
     end: int  # log end offset
+    # Kafka's id of the topic (KIP-516): a topic deleted and recreated under the same name
+    # starts again at offset 0 with a new id.
+    topic_id: str | None = None
 
     @property
     def lag(self) -> int:
@@ -46,12 +49,16 @@ def group_lag(
             tp.partition,
             committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0,
             ends[tp].offset,
+            described.get("topic_id"),
         )
         for tp in tps
     ]
 
 
 def offset_range_key(topic: str, lags: list[PartitionLag]) -> str:
-    """A stable key for 'ingest these offset ranges': the same lag never yields two keys."""
+    """A stable key for 'ingest these offset ranges': the same lag never yields two keys, and
+    the same ranges of a recreated topic (new id, offsets from 0 again: `olist demo --reset`)
+    a new one, so the sensor does not skip them as already launched."""
     spans = ",".join(f"{p.partition}:{p.committed}-{p.end}" for p in lags if p.lag)
-    return f"{topic}|{spans}"
+    ids = {p.topic_id for p in lags if p.topic_id}
+    return f"{topic}@{','.join(sorted(ids))}|{spans}" if ids else f"{topic}|{spans}"

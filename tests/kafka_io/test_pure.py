@@ -63,4 +63,8 @@ def test_offset_range_key_names_only_the_lagging_ranges_and_is_stable():
     assert offset_range_key("t", list(lags)) == offset_range_key("t", lags)
     # New events on a partition make a new key: the sensor requests the new work once.
     assert offset_range_key("t", [PartitionLag(0, 5, 10), *lags[1:]]) != offset_range_key("t", lags)
+    # The same ranges of a recreated topic (new id) are new work.
+    again = [PartitionLag(0, 5, 9, "id-2"), PartitionLag(2, 0, 3, "id-2")]
+    first = [PartitionLag(0, 5, 9, "id-1"), PartitionLag(2, 0, 3, "id-1")]
+    assert offset_range_key("t", again) == "t@id-2|0:5-9,2:0-3" != offset_range_key("t", first)
     assert PartitionLag(3, 12, 10).lag == 0  # a committed offset past the end is no lag

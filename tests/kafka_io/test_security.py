@@ -95,6 +95,8 @@ def test_lag_over_sasl_ssl_with_the_other_mechanisms(private_stack, mechanism):
     topic = private_stack.new_topic(unique_name("t.sasl"), 2)
     lags = group_lag(sasl_settings(private_stack, mechanism), unique_name("g"), topic)
     assert [(p.partition, p.end, p.lag) for p in lags] == [(0, 0, 0), (1, 0, 0)]
+    # The topic's id comes with the lag (the sensor's run key carries it).
+    assert len({p.topic_id for p in lags}) == 1 and lags[0].topic_id
 
 
 def test_a_wrong_sasl_password_is_one_line_naming_broker_and_mechanism(private_stack):
