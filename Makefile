@@ -7,7 +7,7 @@ UV := $(VENV)/bin/uv
 UV_VERSION := 0.9.30
 PYTHON ?= python3.11
 
-.PHONY: setup up down status demo test test-unit lint format lock dev docs dashboard clean-stack
+.PHONY: setup up down status browser demo test test-unit lint format lock dev docs dashboard clean-stack
 
 MANIFEST := dbt/target/manifest.json
 DBT_SOURCES := dbt/dbt_project.yml dbt/profiles.yml $(shell find dbt/models dbt/macros dbt/tests -type f 2>/dev/null)
@@ -41,8 +41,12 @@ status: setup
 demo: up
 	$(OLIST) demo $(DEMO_ARGS)
 
-## test: the whole suite against the real local stack
-test: up
+## browser: Debian's chromium for the browser tests (apt-get when missing)
+browser: setup
+	$(OLIST) setup browser
+
+## test: the whole suite against the real local stack, browser tests included
+test: up browser
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test-unit: setup

@@ -115,19 +115,31 @@ def docs() -> None:
 @docs.command("serve")
 @click.option("--port", type=click.IntRange(1, 65535), default=None,
               help="Port (default $OLIST_DBT_DOCS_PORT or 8580).")  # fmt: skip
-def docs_serve(port: int | None) -> None:
+@click.option("--target-path", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the docs are written [default: the dbt project's target/].")  # fmt: skip
+def docs_serve(port: int | None, target_path: Path | None) -> None:
     """Generate the dbt docs and serve them on 127.0.0.1."""
     from olist_assets.lib.dbt_project import DBT_PROJECT_DIR
 
-    port = port or get_stack_settings().dbt_docs_port
+    s = get_stack_settings()
+    port = port or s.dbt_docs_port
     dbt = str(Path(sys.executable).with_name("dbt"))
     common = ["--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
-    if subprocess.run([dbt, "docs", "generate", *common]).returncode != 0:
+    if target_path is not None:
+        common += ["--target-path", str(target_path.resolve())]
+    # dbt reads its credentials from the environment only (dbt/profiles.yml).
+    env = {**os.environ, **s.dbt_env()}
+    # Tests compiled over the whole history: a batch's scope reads the offset snapshot that only
+    # a build's on-run-start makes (a fresh stack has none), and the docs describe every row.
+    generate = [dbt, "docs", "generate", *common, "--vars", '{"full_history_tests": true}']
+    if subprocess.run(generate, env=env).returncode != 0:
         fail("dbt docs generate failed (is the stack up? `olist stack up`)")
     click.echo(f"dbt docs: http://127.0.0.1:{port}")
-    os.execv(
+    sys.stdout.flush()
+    os.execve(
         dbt,
         [dbt, "docs", "serve", *common, "--host", "127.0.0.1", "--port", str(port), "--no-browser"],
+        env,
     )
 
 
@@ -348,6 +360,23 @@ def bench_dashboard(data_dir: Path | None, schema_prefix: str | None, repeat: in
     click.echo(f"→ {output}")
 
 
+@click.group()
+def setup() -> None:
+    """Set-up beyond the stack (`make test` runs it)."""
+
+
+@setup.command("browser")
+def setup_browser() -> None:
+    """Debian's chromium for the browser tests, installed with apt-get when missing."""
+    from olist_dev.browser import ensure_chromium
+    from olist_dev.stack import StackError
+
+    try:
+        click.echo(ensure_chromium())
+    except StackError as exc:
+        fail(str(exc))
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Bind address.")
 @click.option("--port", type=click.IntRange(1, 65535), default=None,
@@ -367,7 +396,7 @@ def dashboard(host: str, port: int | None) -> None:
     os.execv(argv[0], argv)
 
 
-for command in (stack, ui, docs, demo, dg_command, bench, dashboard):
+for command in (stack, setup, ui, docs, demo, dg_command, bench, dashboard):
     cli.add_command(command)
 
 
