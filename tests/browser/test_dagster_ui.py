@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from olist_dev.e2e import E2EPipeline
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import SCREENSHOTS, screenshot
 
 # From the topic through ingestion and the dbt models to where users look.
 LINEAGE = ["olist_orders_topic", "raw_orders", "stg_orders", "int_orders_latest",
@@ -54,7 +54,20 @@ def test_lineage_shows_the_graph_from_the_topic_to_the_dashboard(ui, e2e):
     ui.keyboard.press("Alt+e")
     for name in LINEAGE:
         ui.get_by_text(name, exact=True).first.wait_for(state="visible")
-    screenshot(ui, "lineage.png", full_page=False)
+    ui.wait_for_timeout(1000)  # the zoom-to-fit animation after the groups open
+    screenshot_graph(ui, "lineage.png")
+
+
+def screenshot_graph(page, name: str) -> None:
+    """The graph pane alone (no navigation, no toolbar): right of the asset filter's left edge,
+    below the "Materialize all" button."""
+    search = page.get_by_text("Search and filter assets").first.bounding_box()
+    button = page.get_by_text("Materialize all").first.bounding_box()
+    size = page.viewport_size
+    left, top = search["x"] - 40, button["y"] + button["height"] + 16
+    clip = {"x": left, "y": top, "width": size["width"] - left, "height": size["height"] - top}
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / name), clip=clip)
 
 
 def test_raw_orders_checks_tab_shows_its_checks_passed(ui, e2e):
