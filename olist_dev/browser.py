@@ -12,9 +12,10 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ("--no-sandbox",)
 
 
-def ensure_chromium(path: Path = CHROMIUM) -> str:
-    """``path`` when chromium is there, else installed from Debian's packages (root only; else a
-    StackError naming the command); returns the line to print."""
+def ensure_chromium(path: Path | None = None) -> str:
+    """``path`` (default CHROMIUM) when chromium is there, else installed from Debian's packages
+    (root only; else a StackError naming the command); returns the line to print."""
+    path = path or CHROMIUM
     if path.exists():
         return f"chromium: {path}"
     apt_install("chromium", f"chromium not installed (no {path}; the browser tests drive it)")

@@ -3,12 +3,11 @@ to install it without root (the install itself is apt-get's, run by `make test` 
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
+from click.testing import CliRunner
 
 from olist_dev import browser
+from olist_dev.cli import cli
 from olist_dev.stack import common
 from olist_dev.stack.common import StackError
 
@@ -30,10 +29,16 @@ def test_missing_chromium_without_root_names_the_command(tmp_path, monkeypatch):
     )
 
 
-def test_olist_setup_browser_prints_the_browser():
-    result = subprocess.run(
-        [sys.executable, "-m", "olist_dev.cli", "setup", "browser"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == f"chromium: {browser.CHROMIUM}\n"
+def test_olist_setup_browser_prints_the_browser_or_one_line_and_exit_1(tmp_path, monkeypatch):
+    chromium = tmp_path / "chromium"
+    monkeypatch.setattr(browser, "CHROMIUM", chromium)
+    monkeypatch.setattr(common, "is_root", lambda: False)
+    missing = CliRunner().invoke(cli, ["setup", "browser"])
+    assert missing.exit_code == 1
+    assert missing.output == (
+        f"olist: error: chromium not installed (no {chromium}; the browser tests drive it): "
+        "run `sudo apt-get install chromium`\n"
+    )
+    chromium.touch()
+    present = CliRunner().invoke(cli, ["setup", "browser"])
+    assert (present.exit_code, present.output) == (0, f"chromium: {chromium}\n")
