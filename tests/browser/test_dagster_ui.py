@@ -64,7 +64,7 @@ def screenshot_graph(page, name: str) -> None:
     search = page.get_by_text("Search and filter assets").first.bounding_box()
     button = page.get_by_text("Materialize all").first.bounding_box()
     size = page.viewport_size
-    left, top = search["x"] - 40, button["y"] + button["height"] + 16
+    left, top = search["x"] - 40, button["y"] + button["height"] + 24  # under its border
     clip = {"x": left, "y": top, "width": size["width"] - left, "height": size["height"] - top}
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / name), clip=clip)
