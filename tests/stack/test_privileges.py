@@ -8,7 +8,7 @@ import pytest
 from psycopg import errors, sql
 
 from kafka_io.migrations import migrate
-from olist_dev.stack.postgres import provision_dbt_schemas
+from olist_dev.stack.postgres import grant_reader_privileges, provision_dbt_schemas
 from tests.conftest import unique_name
 
 pytestmark = pytest.mark.services
@@ -120,3 +120,41 @@ def test_nobody_creates_tables_in_public(settings):
     for user, password in warehouse_roles.items():
         with connect_as(settings, user, password, settings.pg_database) as conn:
             refused(conn, sql.SQL("create table {} (n int)").format(table))
+
+
+def test_the_reader_reads_the_marts_and_nothing_else(settings, admin_conn, raw_schema):
+    """The dashboard's role, on marts and raw tables that exist (a prefix provisioned as
+    production's): it selects the marts, and is refused raw, staging, writes, new tables and
+    Dagster's database."""
+    prefix = unique_name("t") + "_"
+    provision_dbt_schemas(admin_conn, settings, prefix)
+    grant_reader_privileges(admin_conn, settings, prefix + "analytics")
+    mart = sql.Identifier(prefix + "analytics", "fact_orders")
+    staged = sql.Identifier(prefix + "staging", "stg_orders")
+    raw = sql.Identifier(raw_schema, "raw_orders")
+    try:
+        with connect_as(
+            settings, settings.dbt_user, settings.dbt_password, settings.pg_database
+        ) as dbt:
+            for table in (mart, staged):
+                dbt.execute(sql.SQL("create table {} (order_id text)").format(table))
+                dbt.execute(sql.SQL("insert into {} values ('o1')").format(table))
+        with connect_as(
+            settings, settings.ingest_user, settings.ingest_password, settings.pg_database
+        ) as ing:
+            ing.execute(sql.SQL("create table {} (event_id text)").format(raw))
+        user, password = settings.reader_user, settings.reader_password
+        with connect_as(settings, user, password, settings.pg_database) as reader:
+            assert reader.execute(sql.SQL("select * from {}").format(mart)).fetchall() == [("o1",)]
+            refused(reader, sql.SQL("select * from {}").format(raw))
+            refused(reader, sql.SQL("select * from {}").format(staged))
+            refused(reader, sql.SQL("insert into {} values ('o2')").format(mart))
+            refused(reader, sql.SQL("create table {} (n int)").format(
+                sql.Identifier(prefix + "analytics", "t_new")))  # fmt: skip
+        with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+            connect_as(settings, user, password, settings.dagster_pg_database)
+    finally:
+        for layer in ("staging", "analytics"):
+            admin_conn.execute(
+                sql.SQL("drop schema {} cascade").format(sql.Identifier(prefix + layer))
+            )
