@@ -151,7 +151,11 @@ def test_pgpass_line_escapes_colons_and_backslashes():
 
 
 def test_broker_properties_add_sasl_and_mtls_listeners_only_with_tls(tmp_path: Path):
-    s = StackSettings(_env_file=None, kafka_sasl_password=SecretStr("pw"))
+    # Ports given: the environment (e.g. a second stack's OLIST_KAFKA_PORT) must not matter.
+    s = StackSettings(
+        _env_file=None, kafka_sasl_password=SecretStr("pw"), kafka_port=9092,
+        kafka_controller_port=9093, kafka_sasl_port=9094, kafka_mtls_port=9095,
+    )  # fmt: skip
     plain = server_properties(s, tmp_path)
     assert "advertised.listeners=PLAINTEXT://127.0.0.1:9092\n" in plain
     assert "SASL" not in plain

@@ -64,7 +64,8 @@ def test_graph_materializes_on_a_small_replay(settings, pipeline):
     secrets = [
         value.get_secret_value()
         for name, value in settings
-        if name.endswith("password") and value is not None
+        if name.endswith("password")
+        and value is not None
         # A stack made before passwords were generated keeps its old ones, the role names,
         # which the log names anyway; a fresh stack's are random.
         and value.get_secret_value() not in settings.login_roles()
