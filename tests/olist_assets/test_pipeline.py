@@ -4,13 +4,10 @@ sensor asks for exactly the lagging offsets once, and a failing dbt test is a fa
 from __future__ import annotations
 
 import base64
-import sys
-from pathlib import Path
 from xml.etree import ElementTree
 
 import dagster as dg
 import psycopg
-from dagster_dbt import DbtCliResource
 from psycopg import sql
 
 from kafka_io.synthetic import synthetic_events
@@ -18,7 +15,7 @@ from olist_assets.defs.dbt.assets import olist_dbt_models
 from olist_assets.defs.ingest.assets import olist_orders_topic, raw_orders
 from olist_assets.defs.ingest.checks import raw_orders_dead_letters, raw_orders_offsets_reconcile
 from olist_assets.defs.ingest.sensors import kafka_lag_sensor
-from olist_assets.lib.dbt_project import dbt_project
+from olist_assets.lib.dbt_resource import dbt_resource
 from olist_assets.lib.resources import OlistIngestResource
 from tests.conftest import admin_connect
 from tests.kafka_io.ingest_helpers import end_offsets, produce_events
@@ -37,9 +34,7 @@ def resources(pipeline) -> dict:
         "ingest": OlistIngestResource(
             topic=pipeline.topic, group=pipeline.group, raw_schema=pipeline.raw_schema
         ),
-        "dbt": DbtCliResource(
-            project_dir=dbt_project, dbt_executable=str(Path(sys.executable).with_name("dbt"))
-        ),
+        "dbt": dbt_resource(),
     }
 
 

@@ -1,0 +1,209 @@
+"""The dbt resource of every run: dagster-dbt's `DbtCliResource`, with dbt running in the run's
+own process (dbt's documented `dbtRunner`) instead of a `dbt` subprocess.
+
+Why: a `dbt build` subprocess starts a Python interpreter, imports dbt and loads the project
+before the first node runs. Measured on a per-batch build of 23 nodes that dbt itself times at
+about 2 s: 7.7-9.0 s from the CLI, 3.4-4.2 s in process (`olist bench dbt-invoke`). The run worker
+has already imported most of dbt (dagster-dbt does), so in process that start-up is mostly gone.
+
+What stays dagster-dbt's: the arguments (selection, target path, partial-parse state), the parsing
+of dbt's structured events into materializations and asset checks, the error handling. The only
+difference is where dbt runs: `InProcessDbt` is the `subprocess.Popen` that dagster-dbt's
+`DbtCliInvocation` reads, with dbt's events as the JSON lines `dbt --log-format json` prints.
+`in_process=False` (or OLIST_DBT_IN_PROCESS=0) gives back the subprocess.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import types
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+
+import orjson
+from dagster_dbt import DbtCliResource
+from dagster_dbt.core import dbt_cli_invocation
+from packaging import version
+
+from olist_assets.lib.dbt_project import dbt_project
+
+# The environment dagster-dbt gives the dbt subprocess, as the flags of an in-process invocation
+# (its other variables are this process's environment, which dbt in process reads anyway).
+ENV_FLAGS = {
+    "DBT_PROJECT_DIR": "--project-dir",
+    "DBT_PROFILES_DIR": "--profiles-dir",
+    "DBT_TARGET_PATH": "--target-path",
+    "DBT_LOG_PATH": "--log-path",
+    "DBT_INDIRECT_SELECTION": "--indirect-selection",
+}
+
+
+class _Lines:
+    """The stdout of an `InProcessDbt`: JSON lines put by dbt's threads, read to the end."""
+
+    _END = object()
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.closed = False
+
+    def put(self, line: bytes) -> None:
+        self._queue.put(line)
+
+    def end(self) -> None:
+        self._queue.put(self._END)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while (line := self._queue.get()) is not self._END:
+            yield line
+
+    def __enter__(self) -> _Lines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.closed = True
+
+
+class InProcessDbt:
+    """One dbt command run by `dbtRunner` in a thread of this process, with what dagster-dbt uses
+    of a `subprocess.Popen`: `args`, `stdout` (dbt's events at info level and above, as JSON
+    lines), `wait`, `poll`, `returncode` (dbt's exit codes: 0 ok, 1 failures, 2 error) and
+    `send_signal` (an interrupt cancels dbt's open queries, as dbt's CLI does on Ctrl-C)."""
+
+    def __init__(
+        self,
+        args: Sequence[str],
+        env: dict[str, str] | None = None,
+        cwd: str | Path | None = None,
+        **_: object,
+    ):
+        self.args = list(args)
+        self.returncode: int | None = None
+        self.stdout = _Lines()
+        # Paths relative to the subprocess's working directory (the project) made absolute:
+        # this process's working directory is not the project's.
+        base, env = Path(cwd or "."), env or {}
+        flags = [
+            arg
+            for key, flag in ENV_FLAGS.items()
+            if env.get(key)
+            for arg in (flag, str(base / env[key]))
+        ]
+        # args[0] is the executable; dbt's global flags are accepted after the subcommand.
+        # dbt's own stdout logger off: dagster-dbt prints each event it reads, as from the CLI.
+        quiet = ["--log-level", "none", "--no-send-anonymous-usage-stats"]
+        command = [*self.args[1:2], *flags, *quiet, *self.args[2:]]
+        self._thread = threading.Thread(target=self._invoke, args=(command,), daemon=True)
+        self._thread.name = "dbt-in-process"
+        self._thread.start()
+
+    def _invoke(self, command: list[str]) -> None:
+        from dbt.cli.main import dbtRunner
+
+        try:
+            result = dbtRunner(callbacks=[self._forward]).invoke(command)
+            self.returncode = 0 if result.success else 2 if result.exception else 1
+            if result.exception is not None:
+                self._error(f"dbt {command[0]} raised: {result.exception!r}")
+        except BaseException as exc:  # noqa: BLE001 - reported as dbt's error line, exit 2
+            self.returncode = 2
+            self._error(f"dbt {command[0]} raised: {exc!r}")
+        finally:
+            self.stdout.end()
+
+    def _forward(self, msg) -> None:
+        from dbt_common.events.functions import msg_to_dict
+
+        if msg.info.level != "debug":  # what `dbt --log-format json` prints by default
+            self.stdout.put(orjson.dumps(msg_to_dict(msg), default=str))
+
+    def _error(self, text: str) -> None:
+        event = {"info": {"level": "error", "msg": text, "name": "InProcessDbtError"}, "data": {}}
+        self.stdout.put(orjson.dumps(event))
+
+    def poll(self) -> int | None:
+        return None if self._thread.is_alive() else self.returncode
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if sig == signal.SIGINT:
+            cancel_open_queries()
+
+
+def cancel_open_queries() -> None:
+    """Cancel the queries dbt's adapters have open (what dbt's CLI does on Ctrl-C): the build's
+    nodes then fail and dbt returns."""
+    from dbt.adapters.factory import FACTORY
+
+    for adapter in list(FACTORY.adapters.values()):
+        if adapter.is_cancelable():
+            with adapter.connection_named("master"):
+                adapter.cancel_open_connections()
+
+
+# dagster-dbt's DbtCliInvocation.run starts dbt with `subprocess.Popen`; while an in-process
+# invocation is being created, that module sees this stand-in instead (one at a time).
+_IN_PROCESS = types.SimpleNamespace(
+    Popen=InProcessDbt, PIPE=subprocess.PIPE, STDOUT=subprocess.STDOUT
+)
+_SWAP = threading.Lock()
+
+
+@contextmanager
+def _dbt_in_this_process() -> Iterator[None]:
+    with _SWAP:
+        original = dbt_cli_invocation.subprocess
+        dbt_cli_invocation.subprocess = _IN_PROCESS
+        try:
+            yield
+        finally:
+            dbt_cli_invocation.subprocess = original
+
+
+def in_process_default() -> bool:
+    return os.environ.get("OLIST_DBT_IN_PROCESS", "1") not in ("0", "false", "no")
+
+
+class OlistDbtResource(DbtCliResource):
+    """`DbtCliResource` for this venv's dbt, in process by default (see the module's doc)."""
+
+    in_process: bool = True
+
+    @cached_property
+    def _cli_version(self) -> version.Version:
+        # dagster-dbt learns the version by running `dbt --version` once per resource, i.e. per
+        # run: another dbt process start (1.5-2.7 s measured). It is the installed dbt-core's.
+        return version.parse(importlib.metadata.version("dbt-core"))
+
+    def cli(
+        self, args: Sequence[str], *, in_process: bool | None = None, **kwargs
+    ) -> dbt_cli_invocation.DbtCliInvocation:
+        """`DbtCliResource.cli`; ``in_process=False`` runs this one invocation as a subprocess
+        (dagster-dbt's column-metadata fetch needs its own adapter beside a dbt subprocess)."""
+        if not (self.in_process if in_process is None else in_process):
+            return super().cli(args, **kwargs)
+        with _dbt_in_this_process():
+            return super().cli(args, **kwargs)
+
+
+def dbt_resource(in_process: bool | None = None) -> OlistDbtResource:
+    """The dbt resource runs get: this venv's dbt (whatever PATH says), in process unless
+    OLIST_DBT_IN_PROCESS=0."""
+    return OlistDbtResource(
+        project_dir=dbt_project,
+        dbt_executable=str(Path(sys.executable).with_name("dbt")),
+        in_process=in_process_default() if in_process is None else in_process,
+    )

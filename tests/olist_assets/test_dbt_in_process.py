@@ -1,0 +1,93 @@
+"""dbt in the run's process (olist_assets/lib/dbt_resource.py) on the real warehouse: the same
+events as the dbt subprocess, dbt's exit codes and errors, an interrupt that cancels the running
+query, and the daily full-history run (a dbt subprocess: row counts, column metadata)."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import dagster as dg
+import pytest
+from dagster_dbt.errors import DagsterDbtCliRuntimeError
+
+from kafka_io.synthetic import synthetic_events
+from olist_assets.defs.dbt.assets import olist_dbt_models
+from olist_assets.lib.dbt_resource import InProcessDbt, dbt_resource
+from olist_assets.lib.resources import OlistIngestResource
+from tests.kafka_io.ingest_helpers import produce_events
+from tests.olist_assets.test_pipeline import ASSETS
+
+
+def listed_models(in_process: bool) -> list[str]:
+    invocation = dbt_resource(in_process=in_process).cli(["ls", "--resource-type", "model"])
+    events = list(invocation.stream_raw_events())
+    assert invocation.process.wait() == 0
+    return sorted(
+        e.raw_event["info"]["msg"] for e in events if e.raw_event["info"]["name"] == "PrintEvent"
+    )
+
+
+def test_in_process_lists_what_the_subprocess_lists(pipeline):
+    resource = dbt_resource()
+    assert resource.in_process
+    assert isinstance(resource.cli(["ls"]).wait().process, InProcessDbt)
+    in_process, subprocess_ = listed_models(True), listed_models(False)
+    assert in_process == subprocess_
+    assert "olist.marts.agg_daily_revenue" in in_process and len(in_process) >= 7
+
+
+def test_bad_arguments_exit_2_with_dbt_s_error(pipeline):
+    invocation = dbt_resource().cli(["build", "--no-such-flag"], raise_on_error=False)
+    assert not invocation.is_successful()
+    assert invocation.process.returncode == 2
+    with pytest.raises(DagsterDbtCliRuntimeError, match="no-such-flag"):
+        dbt_resource().cli(["build", "--no-such-flag"]).wait()
+
+
+def test_an_interrupt_cancels_the_running_query(pipeline):
+    invocation = dbt_resource().cli(
+        ["show", "--inline", "select pg_sleep(60) as slept"], raise_on_error=False
+    )
+    time.sleep(4)  # dbt starts, connects and sends the query
+    assert invocation.process.poll() is None, "dbt finished before the query could be cancelled"
+    started = time.monotonic()
+    invocation.process.send_signal(signal.SIGINT)
+    assert invocation.process.wait(timeout=20) in (1, 2)  # a failed node, or an error
+    assert time.monotonic() - started < 20
+    assert not invocation.is_successful()
+    # dbt-postgres cancels by terminating the query's backend: the node fails with its error.
+    errors = invocation._error_messages
+    assert any("Database Error" in m and "inline_query" in m for m in errors), errors
+
+
+def test_the_daily_run_after_an_in_process_batch_has_row_counts_and_columns(settings, pipeline):
+    events = list(synthetic_events(150, seed=21))
+    produce_events(settings, pipeline.topic, events)
+    resources = {
+        "ingest": OlistIngestResource(
+            topic=pipeline.topic, group=pipeline.group, raw_schema=pipeline.raw_schema
+        ),
+        "dbt": dbt_resource(),
+    }
+    with dg.DagsterInstance.ephemeral() as instance:
+        batch = dg.materialize(ASSETS, resources=resources, instance=instance)
+        assert batch.success
+        daily = dg.materialize(
+            [*ASSETS[:1], olist_dbt_models],
+            selection=dg.AssetSelection.assets(olist_dbt_models),
+            resources=resources,
+            instance=instance,
+            run_config={"ops": {"olist_dbt_models": {"config": {"full_history_tests": True}}}},
+        )
+    assert daily.success
+    fact = daily.asset_materializations_for_node("olist_dbt_models")
+    by_key = {m.asset_key.to_user_string(): m.metadata for m in fact}
+    # Present on every model (the figures name the manifest's relations, i.e. the unprefixed
+    # schemas: dagster-dbt counts `relation_name` of the code location's manifest).
+    tables = ("int_orders_latest", "fact_orders", "dim_customers", "agg_daily_revenue")
+    assert all(isinstance(by_key[t]["dagster/row_count"].value, int) for t in tables)
+    columns = {c.name for c in by_key["fact_orders"]["dagster/column_schema"].value.columns}
+    assert {"order_id", "customer_unique_id", "purchased_at"} <= columns
+    checks = daily.get_asset_check_evaluations()
+    assert checks and all(c.passed for c in checks)
