@@ -484,16 +484,21 @@ def _money_as_exact_float(value: Any) -> float:
         raise TypeError(f"cannot encode {type(value).__name__} in an event")
     if not value.is_finite() or abs(value) >= _MAX_EXACT_MONEY:
         raise ValueError(f"money out of range: {value}")
-    if value != value.quantize(Decimal("0.01")):
+    if value != value.quantize(_CENT):
         raise ValueError(f"money with more than two decimals: {value}")
     return float(value)
 
 
+# What json.dumps(event, separators=..., ensure_ascii=False, default=...) builds per call, built
+# once: replay encodes every event, and the per-call set-up is a sixth of the cost.
+_ENCODER = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, default=_money_as_exact_float
+)
+
+
 def encode_event(event: EventDocument) -> bytes:
     """The event as compact UTF-8 JSON; Decimal money becomes a JSON number, digit for digit."""
-    return json.dumps(
-        event, separators=(",", ":"), ensure_ascii=False, default=_money_as_exact_float
-    ).encode("utf-8")
+    return _ENCODER.encode(event).encode("utf-8")
 
 
 def event_key(event: EventDocument) -> bytes:

@@ -61,11 +61,16 @@ class _SkewedSpread:
     p95: float
     low: float = 0.0
     high: float = math.inf
+    # The sigma of each side, computed once (the same floats as per draw: the same bytes).
+    _sigmas: tuple[float, float] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        sigmas = tuple(abs(math.log(tail / self.p50)) / _Z95 for tail in (self.p5, self.p95))
+        object.__setattr__(self, "_sigmas", sigmas)
 
     def draw(self, rng: random.Random) -> float:
         z = rng.gauss(0.0, 1.0)
-        tail = self.p5 if z < 0 else self.p95
-        sigma = abs(math.log(tail / self.p50)) / _Z95
+        sigma = self._sigmas[z >= 0]
         return min(max(self.p50 * math.exp(sigma * z), self.low), self.high)
 
 

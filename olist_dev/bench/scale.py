@@ -1,6 +1,7 @@
 """`olist bench scale`: how the pipeline grows with history. At each size (multiples of Olist's
 99,441 orders, synthetic): `olist replay` and `olist ingest --until-caught-up` as subprocesses
-(wall seconds and peak RSS from wait4, the largest of the command and its workers), the full
+(wall seconds; peak RSS sampled from /proc: the largest process's own peak and the peak sum
+of the command and its workers, see bench/rss.py), the full
 dbt build, then the per-batch step inside a Dagster run (raw_orders + its checks + the dbt
 build, in-process `materialize`, step times from the run's event log) after +100 orders and
 after +1%."""
@@ -8,7 +9,6 @@ after +1%."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 import uuid
@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kafka_io.settings import get_settings
+from olist_dev.bench.rss import measure_command
 from olist_dev.dbt_sandbox import DbtSandbox, environ
 from olist_dev.settings import StackSettings
 
@@ -25,17 +26,17 @@ BATCHES = (("+100", 7001), ("+1%", 7002))  # label, seed of the batch's syntheti
 
 
 def timed_child(args: list[str], env: dict[str, str]) -> dict:
-    """Run ``args``; wall seconds and peak RSS in MB (wait4: the largest resident set of the
-    process and the descendants it waited for, e.g. ingestion workers)."""
-    started = time.monotonic()
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    output = proc.stdout.read().decode(errors="replace")
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    seconds = time.monotonic() - started
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} exited {proc.returncode}:\n{output[-2000:]}")
-    return {"seconds": round(seconds, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+    """Run ``args``; wall seconds and peak RSS in MB of the command's own processes: the
+    largest single one (VmHWM) and the tree's sum (the command and e.g. ingestion workers)."""
+    run = measure_command(args, env)
+    if run.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} exited {run.returncode}:\n{run.output[-2000:]}")
+    return {
+        "seconds": run.seconds,
+        "peak_rss_mb": run.peak.largest_mb,
+        "tree_rss_mb": run.peak.tree_mb,
+        "processes": run.peak.processes,
+    }
 
 
 def step_seconds(records) -> dict[str, float]:
@@ -62,8 +63,7 @@ def batch_run(box: DbtSandbox, topic: str, group: str) -> dict:
         raw_orders_dead_letters,
         raw_orders_offsets_reconcile,
     )
-    from olist_assets.defs.resources import VenvDbtCliResource
-    from olist_assets.lib.dbt_project import dbt_project
+    from olist_assets.lib.dbt_resource import dbt_resource
     from olist_assets.lib.resources import OlistIngestResource
 
     assets = [olist_orders_topic, raw_orders, raw_orders_dead_letters,
@@ -71,10 +71,8 @@ def batch_run(box: DbtSandbox, topic: str, group: str) -> dict:
 
     resources = {
         "ingest": OlistIngestResource(topic=topic, group=group, raw_schema=box.raw_schema),
-        # The resource the code location gives runs (no `dbt --version` process per run).
-        "dbt": VenvDbtCliResource(
-            project_dir=dbt_project, dbt_executable=str(Path(sys.executable).with_name("dbt"))
-        ),
+        # The resource the code location gives runs (dbt in process).
+        "dbt": dbt_resource(),
     }
     with dg.DagsterInstance.ephemeral() as instance:
         started = time.monotonic()
@@ -169,16 +167,22 @@ def run_scale_bench(
 
 
 def table(result: dict) -> str:
+    # Per command: its largest process's peak RSS and the peak sum over its process tree.
     lines = [
-        f"{'size':<6}{'orders':>10}{'replay s':>10}{'RSS MB':>8}{'ingest s':>10}{'RSS MB':>8}"
-        f"{'full s':>8}{'+100 dbt s':>11}{'+100 run s':>11}{'+1% dbt s':>10}{'+1% run s':>10}"
+        f"{'size':<6}{'orders':>10}{'replay s':>10}{'peak MB':>8}{'tree MB':>8}{'ingest s':>10}"
+        f"{'peak MB':>8}{'tree MB':>8}{'full s':>8}{'+100 dbt s':>11}{'+100 run s':>11}"
+        f"{'+1% dbt s':>10}{'+1% run s':>10}"
     ]
     for s in result["sizes"]:
         small, pct = s["batch +100"], s["batch +1%"]
+        memory = {
+            command: f"{s[command]['peak_rss_mb']:>8.0f}{s[command]['tree_rss_mb']:>8.0f}"
+            for command in ("replay", "ingest")
+        }
         lines.append(
             f"x{s['factor']:<5}{s['orders']:>10,}{s['replay']['seconds']:>10.1f}"
-            f"{s['replay']['peak_rss_mb']:>8.0f}{s['ingest']['seconds']:>10.1f}"
-            f"{s['ingest']['peak_rss_mb']:>8.0f}{s['full_build']['seconds']:>8.1f}"
+            f"{memory['replay']}{s['ingest']['seconds']:>10.1f}"
+            f"{memory['ingest']}{s['full_build']['seconds']:>8.1f}"
             f"{small['steps']['olist_dbt_models']:>11.2f}{small['run_seconds']:>11.2f}"
             f"{pct['steps']['olist_dbt_models']:>10.2f}{pct['run_seconds']:>10.2f}"
         )
