@@ -13,7 +13,10 @@ MANIFEST := dbt/target/manifest.json
 DBT_SOURCES := dbt/dbt_project.yml dbt/profiles.yml $(shell find dbt/models dbt/macros dbt/tests -type f 2>/dev/null)
 
 ## setup: project-local venv with the locked dependency set (re-done only when the lock changes),
-## and the dbt manifest Dagster loads (re-parsed only when the dbt project changes)
+## and the dbt manifest Dagster loads (re-parsed only when the dbt project changes).
+## Bytecode is compiled at install: with PYTHONDONTWRITEBYTECODE set (as on this project's CI
+## machines) every Dagster run worker would otherwise compile Dagster, dagster-dbt and dbt from
+## source before its first step (`import dagster`: 2.4 s -> 0.9 s; the code location 6.3 -> ~4 s).
 setup: $(VENV)/.installed $(MANIFEST)
 
 $(MANIFEST): $(VENV)/.installed $(DBT_SOURCES)
@@ -23,8 +26,9 @@ $(MANIFEST): $(VENV)/.installed $(DBT_SOURCES)
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@test -x $(UV) || $(VENV)/bin/pip install -q uv==$(UV_VERSION)
-	$(UV) pip sync -q --python $(PY) requirements.lock
+	$(UV) pip sync -q --compile-bytecode --python $(PY) requirements.lock
 	$(UV) pip install -q --python $(PY) --no-deps -e .
+	$(PY) -m compileall -q kafka_io olist_assets olist_dashboard olist_dev
 	@touch $@
 
 ## up / down / status: the local PostgreSQL + Kafka stack (state in .stack/)
