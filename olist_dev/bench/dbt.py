@@ -1,6 +1,7 @@
 """`olist bench dbt`: `dbt parse`, the full build, and the incremental build after 1% more events,
-on the real data (or synthetic orders, to see how it scales) in a sandbox, with dbt run the way production runs it: dagster-dbt's
-DbtCliResource (the dbt CLI in a subprocess, partial parsing carried over from the target
+on the real data (or synthetic orders, to see how it scales) in a sandbox, with dbt run the way a
+run's dbt step runs it: the code location's dbt resource (dagster-dbt's DbtCliResource with dbt
+in process, olist_assets/lib/dbt_resource.py; partial parsing carried over from the target
 folder) with the run's build arguments (`dbt_build_args`)."""
 
 from __future__ import annotations
@@ -13,12 +14,10 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from dagster_dbt import DbtCliResource
-
 from kafka_io.contract import EventDocument
 from olist_assets.defs.dbt.assets import dbt_build_args
-from olist_assets.lib.dbt_project import dbt_project
-from olist_dev.dbt_sandbox import DBT_BIN, DbtSandbox, environ, rows_affected
+from olist_assets.lib.dbt_resource import dbt_resource
+from olist_dev.dbt_sandbox import DbtSandbox, environ, rows_affected
 from olist_dev.settings import StackSettings
 
 PHASES = ("model", "test", "unit_test", "operation")
@@ -34,11 +33,11 @@ def phase_seconds(results: list[dict]) -> dict[str, float]:
 
 
 class TimedDbt:
-    """dbt invocations through DbtCliResource, as the Dagster assets make them, timed."""
+    """dbt invocations through the runs' dbt resource, as the Dagster assets make them, timed."""
 
     def __init__(self, target: Path):
         self.target = target
-        self.resource = DbtCliResource(project_dir=dbt_project, dbt_executable=str(DBT_BIN))
+        self.resource = dbt_resource()
 
     def run(self, args: list[str], *, into_target: bool = False) -> dict:
         """Wall seconds of one invocation, dbt's own elapsed time and per-phase node times.
