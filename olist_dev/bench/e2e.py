@@ -132,6 +132,18 @@ def measure_round(
     return round_report(e2e, window, started, produced, visible, events)
 
 
+def attributed_run(sensor_runs: list[dict], visible: float) -> dict | None:
+    """The sensor run that brought the last of a round's orders: the last one created before
+    the marts showed them (a slow produce can split a round over two runs). Not "the last to
+    finish before": a run ends after its dbt tests and metadata, seconds after the marts show
+    the orders, and such rounds went unattributed."""
+    return max(
+        (r for r in sensor_runs if r["creationTime"] <= visible),
+        key=lambda r: r["creationTime"],
+        default=None,
+    )
+
+
 def round_report(
     e2e: E2EPipeline,
     window: RoundRuns,
@@ -141,13 +153,7 @@ def round_report(
     events: int,
 ) -> dict:
     sensor_runs = [r for r in window.runs if r["tags"].get("dagster/sensor_name") == LAG_SENSOR]
-    # The sensor run that brought the last of the round's orders: the last one to finish before
-    # the marts showed them (a slow produce can split a round over two runs).
-    main = max(
-        (r for r in sensor_runs if (r["endTime"] or 0) <= visible + 1),
-        key=lambda r: r["endTime"] or 0,
-        default=None,
-    )
+    main = attributed_run(sensor_runs, visible)
     milestones = {"produced": produced}
     checks: list[tuple[str, bool, float]] = []
     if main is not None:
