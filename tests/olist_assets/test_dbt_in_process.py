@@ -37,6 +37,12 @@ def test_in_process_lists_what_the_subprocess_lists(pipeline):
     assert "olist.marts.agg_daily_revenue" in in_process and len(in_process) >= 7
 
 
+def test_only_a_subprocess_invocation_builds_dagster_dbt_s_adapter(pipeline):
+    # fetch_row_counts / fetch_column_metadata need it; building it parses every macro.
+    assert dbt_resource().cli(["ls"]).wait().adapter is None
+    assert dbt_resource(in_process=False).cli(["ls"]).wait().adapter is not None
+
+
 def test_bad_arguments_exit_2_with_dbt_s_error(pipeline):
     invocation = dbt_resource().cli(["build", "--no-such-flag"], raise_on_error=False)
     assert not invocation.is_successful()

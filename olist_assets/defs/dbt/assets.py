@@ -116,8 +116,8 @@ def olist_dbt_models(
 ):
     args = dbt_build_args(config.full_history_tests)
     # Per batch, dbt runs in this process (olist_assets/lib/dbt_resource.py). The daily run
-    # fetches column metadata through dagster-dbt's own dbt adapter, which works only beside a
-    # dbt subprocess; once a day, its start-up does not matter.
+    # fetches row counts and column metadata through dagster-dbt's own dbt adapter, which a
+    # dbt subprocess invocation has; once a day, its start-up does not matter.
     events = dbt.cli(args, context=context, in_process=not config.full_history_tests).stream()
     if config.full_history_tests:
         # A count(*) of every model reads whole tables: only the daily run pays for it, a
