@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     # Prefix of dbt's `staging`/`analytics` schemas (dbt/macros/generate_schema_name.sql reads
     # the same variable): tests and sandboxes build into their own schemas.
     schema_prefix: str = ""
+    # dbt runs in the run worker's process (olist_assets/lib/dbt_resource.py); false: as a
+    # `dbt` subprocess, as dagster-dbt runs it by default.
+    dbt_in_process: bool = True
     # How old the newest ingested event may be before raw_orders counts as stale.
     raw_freshness_minutes: float = 60
     # Where `olist docs serve` serves the dbt docs (the assets link there).

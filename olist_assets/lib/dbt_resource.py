@@ -10,13 +10,12 @@ What stays dagster-dbt's: the arguments (selection, target path, partial-parse s
 of dbt's structured events into materializations and asset checks, the error handling. The only
 difference is where dbt runs: `InProcessDbt` is the `subprocess.Popen` that dagster-dbt's
 `DbtCliInvocation` reads, with dbt's events as the JSON lines `dbt --log-format json` prints.
-`in_process=False` (or OLIST_DBT_IN_PROCESS=0) gives back the subprocess.
+`in_process=False` (or OLIST_DBT_IN_PROCESS=false) gives back the subprocess.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import os
 import queue
 import signal
 import subprocess
@@ -33,6 +32,7 @@ from dagster_dbt import DbtCliResource
 from dagster_dbt.core import dbt_cli_invocation
 from packaging import version
 
+from kafka_io.settings import get_settings
 from olist_assets.lib.dbt_project import dbt_project
 
 # The environment dagster-dbt gives the dbt subprocess, as the flags of an in-process invocation
@@ -173,10 +173,6 @@ def _dbt_in_this_process() -> Iterator[None]:
             dbt_cli_invocation.subprocess = original
 
 
-def in_process_default() -> bool:
-    return os.environ.get("OLIST_DBT_IN_PROCESS", "1") not in ("0", "false", "no")
-
-
 class OlistDbtResource(DbtCliResource):
     """`DbtCliResource` for this venv's dbt, in process by default (see the module's doc)."""
 
@@ -211,9 +207,9 @@ class OlistDbtResource(DbtCliResource):
 
 def dbt_resource(in_process: bool | None = None) -> OlistDbtResource:
     """The dbt resource runs get: this venv's dbt (whatever PATH says), in process unless
-    OLIST_DBT_IN_PROCESS=0."""
+    OLIST_DBT_IN_PROCESS=false."""
     return OlistDbtResource(
         project_dir=dbt_project,
         dbt_executable=str(Path(sys.executable).with_name("dbt")),
-        in_process=in_process_default() if in_process is None else in_process,
+        in_process=get_settings().dbt_in_process if in_process is None else in_process,
     )
