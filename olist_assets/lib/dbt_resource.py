@@ -97,10 +97,11 @@ class InProcessDbt:
             if env.get(key)
             for arg in (flag, str(base / env[key]))
         ]
-        # args[0] is the executable; dbt's global flags are accepted after the subcommand.
-        # dbt's own stdout logger off: dagster-dbt prints each event it reads, as from the CLI.
+        # args[0] is the executable. dbt's flags go last: after the (sub)subcommand, as in
+        # `dbt docs generate --project-dir ...`. dbt's own stdout logger is off: dagster-dbt
+        # prints each event it reads, as from the CLI.
         quiet = ["--log-level", "none", "--no-send-anonymous-usage-stats"]
-        command = [*self.args[1:2], *flags, *quiet, *self.args[2:]]
+        command = [*self.args[1:], *flags, *quiet]
         self._thread = threading.Thread(target=self._invoke, args=(command,), daemon=True)
         self._thread.name = "dbt-in-process"
         self._thread.start()

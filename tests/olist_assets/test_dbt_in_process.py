@@ -14,9 +14,8 @@ from dagster_dbt.errors import DagsterDbtCliRuntimeError
 from kafka_io.synthetic import synthetic_events
 from olist_assets.defs.dbt.assets import olist_dbt_models
 from olist_assets.lib.dbt_resource import InProcessDbt, dbt_resource
-from olist_assets.lib.resources import OlistIngestResource
 from tests.kafka_io.ingest_helpers import produce_events
-from tests.olist_assets.test_pipeline import ASSETS
+from tests.olist_assets.test_pipeline import ASSETS, resources
 
 
 def listed_models(in_process: bool) -> list[str]:
@@ -35,6 +34,16 @@ def test_in_process_lists_what_the_subprocess_lists(pipeline):
     in_process, subprocess_ = listed_models(True), listed_models(False)
     assert in_process == subprocess_
     assert "olist.marts.agg_daily_revenue" in in_process and len(in_process) >= 7
+
+
+def test_docs_generate_in_process_writes_the_catalog(settings, pipeline):
+    produce_events(settings, pipeline.topic, list(synthetic_events(20, seed=5)))
+    assert dg.materialize(ASSETS, resources=resources(pipeline)).success
+    # A nested subcommand: dbt's flags must follow `docs generate`, not `docs`.
+    invocation = dbt_resource().cli(["docs", "generate"]).wait()
+    assert isinstance(invocation.process, InProcessDbt) and invocation.process.returncode == 0
+    catalog = invocation.get_artifact("catalog.json")
+    assert any(key.endswith(".fact_orders") for key in catalog["nodes"])
 
 
 def test_only_a_subprocess_invocation_builds_dagster_dbt_s_adapter(pipeline):
@@ -72,18 +81,12 @@ def test_the_daily_run_after_an_in_process_batch_runs_every_test(settings, pipel
     # parsed for the default schema prefix, not this test's: they are not asserted here.)
     events = list(synthetic_events(150, seed=21))
     produce_events(settings, pipeline.topic, events)
-    resources = {
-        "ingest": OlistIngestResource(
-            topic=pipeline.topic, group=pipeline.group, raw_schema=pipeline.raw_schema
-        ),
-        "dbt": dbt_resource(),
-    }
     with dg.DagsterInstance.ephemeral() as instance:
-        batch = dg.materialize(ASSETS, resources=resources, instance=instance)
+        batch = dg.materialize(ASSETS, resources=resources(pipeline), instance=instance)
         daily = dg.materialize(
             [*ASSETS[:1], olist_dbt_models],
             selection=dg.AssetSelection.assets(olist_dbt_models),
-            resources=resources,
+            resources=resources(pipeline),
             instance=instance,
             run_config={"ops": {"olist_dbt_models": {"config": {"full_history_tests": True}}}},
         )
