@@ -3,7 +3,7 @@ own process (dbt's documented `dbtRunner`) instead of a `dbt` subprocess.
 
 Why: a `dbt build` subprocess starts a Python interpreter, imports dbt and loads the project
 before the first node runs. Measured on a per-batch build of 23 nodes that dbt itself times at
-about 2 s: 7.7-9.0 s from the CLI, 3.4-4.2 s in process (`olist bench dbt-invoke`). The run worker
+about 2 s: 7.7-9.0 s from the CLI, 3.4-4.2 s in process (measured side by side). The run worker
 has already imported most of dbt (dagster-dbt does), so in process that start-up is mostly gone.
 
 What stays dagster-dbt's: the arguments (selection, target path, partial-parse state), the parsing
