@@ -11,6 +11,7 @@ import psycopg
 from psycopg import sql
 
 from kafka_io.synthetic import synthetic_events
+from olist_assets.definitions import defs as load_defs
 from olist_assets.defs.dbt.assets import olist_dbt_models
 from olist_assets.defs.ingest.assets import olist_orders_topic, raw_orders
 from olist_assets.defs.ingest.checks import raw_orders_dead_letters, raw_orders_offsets_reconcile
@@ -176,3 +177,24 @@ def test_failing_dbt_test_is_a_failed_check_and_the_sensor_does_not_loop(setting
             dg.build_sensor_context(instance=instance, resources=resources(pipeline))
         )
         assert isinstance(after, dg.SkipReason)
+
+
+def test_lag_sensor_names_what_its_run_builds(settings, pipeline):
+    # Declarative automation ignores a dependency's update only if the run that made it also
+    # targeted the model: a run with no recorded selection looks like raw_orders alone, and
+    # a tick that straddles its end requested a second dbt build of the same models.
+    definitions = load_defs()
+    graph = definitions.resolve_asset_graph()
+    produce_events(settings, pipeline.topic, list(synthetic_events(5, seed=13)))
+    with dg.DagsterInstance.ephemeral() as instance:
+        context = dg.build_sensor_context(
+            instance=instance, resources=resources(pipeline), definitions=definitions
+        )
+        (request,) = kafka_lag_sensor(context).run_requests
+    assets = set(request.asset_selection)
+    assert raw_orders.key in assets and set(olist_dbt_models.keys) <= assets
+    assert dg.AssetKey("dbt_docs") not in assets and olist_orders_topic.key not in assets
+    checks = set(request.asset_check_keys)
+    assert checks == {key for key in graph.asset_check_keys if key.asset_key in assets}
+    assert raw_orders_dead_letters.check_key in checks
+    assert any(key.asset_key == dg.AssetKey("fact_orders") for key in checks)
