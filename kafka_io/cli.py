@@ -15,10 +15,11 @@ from pathlib import Path
 import click
 import psycopg
 from kafka.errors import KafkaError
+from pydantic import ValidationError
 
 from kafka_io.errors import IngestError, one_line
 from kafka_io.kafka_client import kafka_address, kafka_failure
-from kafka_io.settings import get_settings
+from kafka_io.settings import get_settings, settings_error_line
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -292,6 +293,9 @@ def main(argv: list[str] | None = None, group: click.Group = cli) -> int:
             click.echo(exc.ctx.get_help())
         else:
             click.echo(f"olist: error: {exc.format_message()} (see `olist --help`)", err=True)
+        return 2
+    except ValidationError as exc:  # an OLIST_* variable (or the secrets file) is wrong
+        click.echo(f"olist: error: {settings_error_line(exc)}", err=True)
         return 2
     except click.exceptions.Abort:
         click.echo("olist: interrupted", err=True)

@@ -41,10 +41,6 @@ EVENT_COLUMNS = (
     "event_id, order_id, event_type, event_time, sequence, payload, "
     "kafka_topic, kafka_epoch, kafka_partition, kafka_offset"
 )
-# What one consumer may hold fetched from Kafka and not yet polled: bounds its memory whatever
-# the topic holds (kafka-python keeps every fetched record as a Python object).
-FETCH_MAX_BYTES = 64 * 1024 * 1024
-PARTITION_FETCH_MAX_BYTES = 8 * 1024 * 1024
 DEAD_LETTER_COLUMNS = (
     "kafka_topic, kafka_epoch, kafka_partition, kafka_offset, message_key, message_value, "
     "error_reason"
@@ -569,8 +565,8 @@ class Ingestor:
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 max_poll_records=self.max_batch,
-                fetch_max_bytes=FETCH_MAX_BYTES,
-                max_partition_fetch_bytes=PARTITION_FETCH_MAX_BYTES,
+                fetch_max_bytes=self.settings.kafka_fetch_max_bytes,
+                max_partition_fetch_bytes=self.settings.kafka_max_partition_fetch_bytes,
                 # A crashed member is noticed in seconds, so a restart resumes quickly.
                 session_timeout_ms=6000,
                 heartbeat_interval_ms=2000,

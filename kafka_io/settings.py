@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_STACK_DIR = Path(__file__).resolve().parent.parent / ".stack"
 SECRETS_FILE_NAME = "secrets.env"
+MIB = 1024 * 1024
 
 
 def default_secrets_file() -> Path:
@@ -60,6 +61,17 @@ def without_password(dsn: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = parts.netloc.rsplit("@", 1)[0].split(":", 1)[0]
     return urlunsplit(parts._replace(netloc=f"{user}@{netloc}"))
+
+
+def settings_error_line(exc: ValidationError) -> str:
+    """One line naming each ``OLIST_*`` variable the settings refused and why; never the value
+    (it may be a secret)."""
+    problems = []
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else "?"
+        variable = name if name.startswith("OLIST_") else f"OLIST_{name.upper()}"
+        problems.append(f"{variable}: {error['msg']}")
+    return "; ".join(problems)
 
 
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -128,6 +140,12 @@ class Settings(BaseSettings):
     kafka_ssl_certfile: str | None = None
     kafka_ssl_keyfile: str | None = None
     kafka_ssl_check_hostname: bool = True
+    # What one consumer may hold fetched from Kafka and not yet polled, in all and per partition
+    # (Kafka's fetch.max.bytes / max.partition.fetch.bytes): it bounds the consumer's memory
+    # whatever the topic holds, since kafka-python keeps every fetched record as a Python object.
+    # At least 1 MiB, so the largest message the contract accepts fits in one fetch.
+    kafka_fetch_max_bytes: int = Field(default=8 * MIB, ge=MIB)
+    kafka_max_partition_fetch_bytes: int = Field(default=1 * MIB, ge=MIB)
 
     # Bounded retry budgets: past them an outage ends in ServiceUnavailableError (a named
     # failure) instead of a consumer that waits forever. `--follow` ignores them.

@@ -187,6 +187,20 @@ def bench() -> None:
     """Benchmarks (figures, not pass/fail tests)."""
 
 
+def _fetch_sizes(ctx, param, values: tuple[str, ...]) -> list[tuple[int, int]]:
+    """``--fetch 8/1`` as (8, 1): whole MiB, each at least 1 (the settings' floor)."""
+    sizes = []
+    for value in values:
+        try:
+            total, partition = (int(part) for part in value.split("/"))
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not ALL/PART in MiB, e.g. 8/1") from None
+        if min(total, partition) < 1:
+            raise click.BadParameter(f"{value!r}: each limit is at least 1 MiB")
+        sizes.append((total, partition))
+    return sizes
+
+
 @bench.command("ingest")
 @click.option("--data-dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--synthetic", type=click.IntRange(min=1), metavar="N")
@@ -199,7 +213,10 @@ def bench() -> None:
 )
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Processes of our consumer [default: CPU count, as `olist ingest`].")  # fmt: skip
-def bench_ingest(data_dir, synthetic, repeat, output, workers) -> None:
+@click.option("--fetch", "fetch_sizes", multiple=True, callback=_fetch_sizes, metavar="ALL/PART",
+              help="Run our consumer with these fetch limits in MiB (in all / per partition), "
+                   "each side by side in the same rounds; repeatable [default: the settings'].")  # fmt: skip
+def bench_ingest(data_dir, synthetic, repeat, output, workers, fetch_sizes) -> None:
     """Our consumer vs the naive one vs kafka-python and COPY ceilings (events/s)."""
     from olist_dev.bench.ingest import run_ingest_bench
 
@@ -213,12 +230,13 @@ def bench_ingest(data_dir, synthetic, repeat, output, workers) -> None:
         output=output,
         repeat=repeat,
         workers=workers,
+        fetch_sizes=fetch_sizes,
     )
     click.echo(f"{result['events']} events, median of {repeat} run(s):")
     for name, rate in result["events_per_second"].items():
-        click.echo(f"  {name:<14} {rate:>10,} events/s")
+        click.echo(f"  {name:<16} {rate:>10,} events/s")
     for name, ratio in result["ratios"].items():
-        click.echo(f"  {name:<24} {ratio:>6} (target {result['targets'][name]})")
+        click.echo(f"  {name:<30} {ratio:>6} (target {result['targets'][name]})")
     click.echo(f"written to {output}")
 
 

@@ -15,7 +15,7 @@ import platform
 import statistics
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import psycopg
@@ -28,6 +28,7 @@ from kafka_io.kafka_client import client_config
 from kafka_io.migrations import migrate
 from kafka_io.producer import ensure_topic
 from kafka_io.producer import replay as run_replay
+from kafka_io.settings import MIB
 from kafka_io.workers import default_workers, ingest
 from olist_dev.settings import StackSettings
 
@@ -144,8 +145,12 @@ def run_ingest_bench(
     output: Path,
     repeat: int = 1,
     workers: int | None = None,
+    fetch_sizes: Sequence[tuple[int, int]] = (),
 ) -> dict:
-    """Replay ``events`` into a fresh topic, then time each contender on it; write JSON."""
+    """Replay ``events`` into a fresh topic, then time each contender on it; write JSON.
+
+    ``fetch_sizes``: (all, per partition) fetch limits in MiB to run our consumer with, each
+    as its own contender (``ours 8/1``) in the same rounds; none: the settings' limits."""
     from olist_dev.stack.postgres import provision_raw_schema
 
     workers = workers or default_workers()
@@ -158,8 +163,9 @@ def run_ingest_bench(
     try:
         with psycopg.connect(s.pg_dsn, autocommit=True) as conn:
             migrate(conn, schema)
+        variants = _ours_variants(s, fetch_sizes)
         timings: dict[str, list[float]] = {
-            "ours": [],
+            **{name: [] for name in variants},
             "naive": [],
             "kafka_ceiling": [],
             "copy_ceiling": [],
@@ -169,7 +175,9 @@ def run_ingest_bench(
             timings["kafka_ceiling"].append(seconds)
             timings["copy_ceiling"].append(copy_ceiling(s, schema, topic, messages))
             del messages
-            timings["ours"].append(ours(s, schema, topic, workers))
+            for name, settings in variants.items():
+                timings[name].append(ours(settings, schema, topic, workers))
+                _reset(s, schema)
             timings["naive"].append(naive(s, schema, topic, total))
             _reset(s, schema)
     finally:
@@ -189,15 +197,40 @@ def run_ingest_bench(
         "ours_workers": workers,
         "seconds": timings,
         "events_per_second": {k: round(v) for k, v in rate.items()},
-        "ratios": {
-            "ours_vs_naive": round(rate["ours"] / rate["naive"], 2),
-            "ours_vs_slower_ceiling": round(rate["ours"] / slower_ceiling, 3),
+        "fetch_limits_mib": {
+            name: [
+                settings.kafka_fetch_max_bytes // MIB,
+                settings.kafka_max_partition_fetch_bytes // MIB,
+            ]
+            for name, settings in variants.items()
         },
-        "targets": {"ours_vs_naive": 5.0, "ours_vs_slower_ceiling": 0.5},
+        "ratios": {
+            **{f"{n}_vs_naive": round(rate[n] / rate["naive"], 2) for n in variants},
+            **{f"{n}_vs_slower_ceiling": round(rate[n] / slower_ceiling, 3) for n in variants},
+        },
+        "targets": {
+            **{f"{n}_vs_naive": 5.0 for n in variants},
+            **{f"{n}_vs_slower_ceiling": 0.5 for n in variants},
+        },
     }
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def _ours_variants(s: StackSettings, fetch_sizes: Sequence[tuple[int, int]]) -> dict:
+    """Our consumer's contenders by name: one per (all, per partition) fetch limit in MiB."""
+    if not fetch_sizes:
+        return {"ours": s}
+    return {
+        f"ours {total}/{partition}": s.model_copy(
+            update={
+                "kafka_fetch_max_bytes": total * MIB,
+                "kafka_max_partition_fetch_bytes": partition * MIB,
+            }
+        )
+        for total, partition in fetch_sizes
+    }
 
 
 def _reset(s: StackSettings, schema: str) -> None:

@@ -39,6 +39,12 @@ CASES = {
                              "--schema", "{schema}"], {},
                             "--topic nope.no.such"),
     "reset without action": (["offsets", "reset"], {}, "--to-log-start"),
+    "fetch limit under its floor": (["ingest", "--until-caught-up"],
+                                    {"OLIST_KAFKA_FETCH_MAX_BYTES": "65536"},
+                                    "OLIST_KAFKA_FETCH_MAX_BYTES: Input should be greater than"),
+    "setting not a number": (["ingest", "--until-caught-up", "--schema", "{schema}"],
+                             {"OLIST_PG_PORT": "x"},
+                             "OLIST_PG_PORT: Input should be a valid integer"),
 }  # fmt: skip
 
 

@@ -11,8 +11,10 @@ import subprocess
 import time
 
 import psycopg
+import pytest
 
 from kafka_io.contract import encode_event
+from kafka_io.settings import MIB
 from kafka_io.synthetic import synthetic_events
 from tests.conftest import unique_name
 from tests.kafka_io.ingest_helpers import (
@@ -120,7 +122,19 @@ def bad_messages(good: dict) -> dict[str, tuple[bytes | None, bytes | None]]:
     }
 
 
-def test_bad_messages_become_dead_letters_and_ingestion_goes_on(settings, raw_schema, kafka_topic):
+@pytest.mark.parametrize(
+    "fetch_limits",
+    [None, (MIB, MIB)],
+    ids=["default_fetch_limits", "smallest_fetch_limits"],
+)
+def test_bad_messages_become_dead_letters_and_ingestion_goes_on(
+    settings, raw_schema, kafka_topic, monkeypatch, fetch_limits
+):
+    # At the settings' floor (1 MiB in all and per partition) a fetch still carries the
+    # oversized message whole: it is dead-lettered, and what follows it is ingested.
+    if fetch_limits:
+        monkeypatch.setenv("OLIST_KAFKA_FETCH_MAX_BYTES", str(fetch_limits[0]))
+        monkeypatch.setenv("OLIST_KAFKA_MAX_PARTITION_FETCH_BYTES", str(fetch_limits[1]))
     good = list(synthetic_events(30, seed=3))
     bad = bad_messages(good[0])
     produce_events(settings, kafka_topic, good[:10])
