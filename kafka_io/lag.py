@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from kafka import KafkaAdminClient, TopicPartition
@@ -26,24 +27,45 @@ class PartitionLag:
 
 
 def group_lag(
-    settings: Settings, group: str, topic: str, timeout_ms: int = 5000
+    settings: Settings,
+    group: str,
+    topic: str,
+    timeout_ms: int = 5000,
+    wait_seconds: float = 0.0,
+    poll_seconds: float = 0.25,
 ) -> list[PartitionLag]:
-    """Per-partition lag of ``group`` on ``topic``; bounded by ``timeout_ms`` per request."""
+    """Per-partition lag of ``group`` on ``topic``; bounded by ``timeout_ms`` per request.
+
+    ``wait_seconds`` > 0 makes it a long poll: while the group has no lag, ask again every
+    ``poll_seconds`` (one client), and return at the first lag or once ``wait_seconds`` are up.
+    """
     admin = KafkaAdminClient(
         **client_config(settings),
         request_timeout_ms=timeout_ms,
         client_id=f"olist-lag-{group}",
     )
+    deadline = time.monotonic() + wait_seconds
     try:
-        described = admin.describe_topics([topic])[0]
-        partitions = sorted(p["partition_index"] for p in described["partitions"])
-        tps = [TopicPartition(topic, p) for p in partitions]
-        ends = admin.list_partition_offsets(
-            {tp: OffsetSpec.LATEST for tp in tps}, timeout_ms=timeout_ms
-        )
-        committed = admin.list_group_offsets({group: tps}).get(group, {})
+        while True:
+            lags = _group_lag(admin, group, topic, timeout_ms)
+            remaining = deadline - time.monotonic()
+            if any(p.lag for p in lags) or remaining <= 0:
+                return lags
+            time.sleep(min(poll_seconds, remaining))
     finally:
         admin.close()
+
+
+def _group_lag(
+    admin: KafkaAdminClient, group: str, topic: str, timeout_ms: int
+) -> list[PartitionLag]:
+    described = admin.describe_topics([topic])[0]
+    partitions = sorted(p["partition_index"] for p in described["partitions"])
+    tps = [TopicPartition(topic, p) for p in partitions]
+    ends = admin.list_partition_offsets(
+        {tp: OffsetSpec.LATEST for tp in tps}, timeout_ms=timeout_ms
+    )
+    committed = admin.list_group_offsets({group: tps}).get(group, {})
     return [
         PartitionLag(
             tp.partition,

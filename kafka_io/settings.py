@@ -114,6 +114,10 @@ class Settings(BaseSettings):
     # dbt runs in the run worker's process (olist_assets/lib/dbt_resource.py); false: as a
     # `dbt` subprocess, as dagster-dbt runs it by default.
     dbt_in_process: bool = True
+    # How long one tick of the Kafka-lag sensor keeps watching for lag (asking every 0.25 s)
+    # before it skips: events arriving then start a run at once instead of at the next tick of
+    # the sensor daemon's ~5 s loop. 0: one look per tick.
+    lag_sensor_wait_seconds: float = Field(default=4, ge=0, le=30)
     # How old the newest ingested event may be before raw_orders counts as stale.
     raw_freshness_minutes: float = 60
     # Where `olist docs serve` serves the dbt docs (the assets link there).

@@ -13,7 +13,9 @@ from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
 from kafka_io.synthetic import synthetic_events
 from olist_assets.defs.dbt.assets import olist_dbt_models
-from olist_assets.lib.dbt_resource import InProcessDbt, dbt_resource
+from olist_assets.lib import dbt_resource as dbt_resource_module
+from olist_assets.lib.dbt_project import DBT_PROJECT_DIR
+from olist_assets.lib.dbt_resource import DbtWarmUp, InProcessDbt, dbt_resource
 from tests.kafka_io.ingest_helpers import produce_events
 from tests.olist_assets.test_pipeline import ASSETS, resources
 
@@ -102,3 +104,32 @@ def test_the_daily_run_after_an_in_process_batch_runs_every_test(settings, pipel
         for m in daily.asset_materializations_for_node("olist_dbt_models")
     }
     assert {"fact_orders", "dim_customers", "agg_daily_revenue"} <= models
+
+
+def test_the_warm_up_parses_once_and_leaves_the_project_s_target_alone(pipeline):
+    target = DBT_PROJECT_DIR / "target"
+    before = {p.name: p.stat().st_mtime_ns for p in target.iterdir() if p.is_file()}
+    warm = DbtWarmUp()
+    warm.start(DBT_PROJECT_DIR, DBT_PROJECT_DIR, "dev")
+    thread = warm._thread
+    warm.start(DBT_PROJECT_DIR, DBT_PROJECT_DIR, "dev")
+    assert warm._thread is thread  # one per process
+    warm.wait()
+    assert warm.succeeded is True
+    assert {p.name: p.stat().st_mtime_ns for p in target.iterdir() if p.is_file()} == before
+
+
+def test_a_run_s_dbt_command_starts_after_the_warm_up_ends(pipeline, monkeypatch):
+    warm = DbtWarmUp()
+    monkeypatch.setattr(dbt_resource_module, "WARM_UP", warm)
+    resource = dbt_resource()
+    resource.setup_for_execution(dg.build_init_resource_context())
+    assert warm._thread is not None  # set-up started it
+    invocation = resource.cli(["ls"]).wait()
+    assert invocation.process.returncode == 0 and warm.succeeded is True
+    assert warm.finished_at is not None and warm.finished_at <= invocation.process.started_at
+    # A subprocess resource does not warm this process up.
+    cold = DbtWarmUp()
+    monkeypatch.setattr(dbt_resource_module, "WARM_UP", cold)
+    dbt_resource(in_process=False).setup_for_execution(dg.build_init_resource_context())
+    assert cold._thread is None

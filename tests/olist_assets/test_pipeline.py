@@ -4,12 +4,15 @@ sensor asks for exactly the lagging offsets once, and a failing dbt test is a fa
 from __future__ import annotations
 
 import base64
+import threading
+import time
 from xml.etree import ElementTree
 
 import dagster as dg
 import psycopg
 from psycopg import sql
 
+from kafka_io.settings import get_settings
 from kafka_io.synthetic import synthetic_events
 from olist_assets.definitions import defs as load_defs
 from olist_assets.defs.dbt.assets import olist_dbt_models
@@ -139,6 +142,42 @@ def test_lag_sensor_requests_the_lagging_offsets_once(settings, pipeline):
             dg.build_sensor_context(instance=instance, resources=resources(pipeline))
         )
         assert isinstance(again, dg.SkipReason) and "no lag" in again.skip_message
+
+
+def test_lag_sensor_watches_its_tick_and_requests_lag_as_it_appears(
+    settings, pipeline, monkeypatch
+):
+    # A tick waits up to OLIST_LAG_SENSOR_WAIT_SECONDS for lag: events produced 1 s into it
+    # get their run request then, not at the sensor daemon's next tick.
+    monkeypatch.setenv("OLIST_LAG_SENSOR_WAIT_SECONDS", "10")
+    get_settings.cache_clear()
+    events = list(synthetic_events(5, seed=14))
+    producer = threading.Timer(1.0, produce_events, (settings, pipeline.topic, events))
+    with dg.DagsterInstance.ephemeral() as instance:
+        context = dg.build_sensor_context(instance=instance, resources=resources(pipeline))
+        started = time.monotonic()
+        producer.start()
+        result = kafka_lag_sensor(context)
+        elapsed = time.monotonic() - started
+    producer.join()
+    (request,) = result.run_requests
+    assert 1.0 <= elapsed < 6, elapsed  # at the lag, well before the 10 s were up
+    stop_at = request.run_config["ops"]["raw_orders"]["config"]["stop_at"]
+    assert sum(stop_at.values()) == len(events)
+    # With no lag it watches the whole wait, then skips saying so.
+    monkeypatch.setenv("OLIST_LAG_SENSOR_WAIT_SECONDS", "1.5")
+    get_settings.cache_clear()
+    drained = dg.materialize(
+        [olist_orders_topic, raw_orders], resources=resources(pipeline),
+        run_config=request.run_config,
+    )  # fmt: skip
+    assert drained.success
+    with dg.DagsterInstance.ephemeral() as instance:
+        context = dg.build_sensor_context(instance=instance, resources=resources(pipeline))
+        started = time.monotonic()
+        skipped = kafka_lag_sensor(context)
+    assert isinstance(skipped, dg.SkipReason) and "watched 1.5 s" in skipped.skip_message
+    assert time.monotonic() - started >= 1.5
 
 
 def test_failing_dbt_test_is_a_failed_check_and_the_sensor_does_not_loop(settings, pipeline):

@@ -84,12 +84,17 @@ def kafka_lag_sensor(
     if busy:
         return dg.SkipReason(busy)
     try:
-        lags = group_lag(s, s.kafka_group, s.kafka_topic, timeout_ms=3000)
+        lags = group_lag(
+            s, s.kafka_group, s.kafka_topic, timeout_ms=3000, wait_seconds=s.lag_sensor_wait_seconds
+        )
     except KafkaError as exc:
         return dg.SkipReason(f"Kafka at {s.kafka_bootstrap} unavailable: {exc}")
     total = sum(p.lag for p in lags)
     if total == 0:
-        return dg.SkipReason(f"no lag on {s.kafka_topic} for group {s.kafka_group}")
+        return dg.SkipReason(
+            f"no lag on {s.kafka_topic} for group {s.kafka_group} "
+            f"(watched {s.lag_sensor_wait_seconds:g} s)"
+        )
     stop_at = {str(p.partition): p.end for p in lags}
     assets, checks = target_keys(context)
     return dg.SensorResult(
