@@ -35,7 +35,7 @@ import orjson
 from dagster import InitResourceContext
 from dagster_dbt import DbtCliResource
 from dagster_dbt.core import dbt_cli_invocation
-from dagster_dbt.core.dbt_cli_invocation import PARTIAL_PARSE_FILE_NAME
+from dagster_dbt.core.dbt_cli_invocation import PARTIAL_PARSE_FILE_NAME, _get_dbt_target_path
 from packaging import version
 
 from kafka_io.settings import get_settings
@@ -50,6 +50,8 @@ ENV_FLAGS = {
     "DBT_LOG_PATH": "--log-path",
     "DBT_INDIRECT_SELECTION": "--indirect-selection",
 }
+# dbt's own stdout logger off, and no usage pings: for every command this process runs.
+QUIET_FLAGS = ("--log-level", "none", "--no-send-anonymous-usage-stats")
 log = logging.getLogger(__name__)
 
 
@@ -108,8 +110,7 @@ class InProcessDbt:
         # args[0] is the executable. dbt's flags go last: after the (sub)subcommand, as in
         # `dbt docs generate --project-dir ...`. dbt's own stdout logger is off: dagster-dbt
         # prints each event it reads, as from the CLI.
-        quiet = ["--log-level", "none", "--no-send-anonymous-usage-stats"]
-        command = [*self.args[1:], *flags, *quiet]
+        command = [*self.args[1:], *flags, *QUIET_FLAGS]
         self._thread = threading.Thread(target=self._invoke, args=(command,), daemon=True)
         self._thread.name = "dbt-in-process"
         self._thread.start()
@@ -218,12 +219,13 @@ class DbtWarmUp:
 
         try:
             with tempfile.TemporaryDirectory(prefix="olist-dbt-warm-up-") as tmp:
-                state = project_dir / "target" / PARTIAL_PARSE_FILE_NAME
+                # Where dagster-dbt copies a run's partial-parse state from, too.
+                state = project_dir / _get_dbt_target_path() / PARTIAL_PARSE_FILE_NAME
                 if state.exists():
                     shutil.copy(state, tmp)
                 args = ["parse", "--project-dir", str(project_dir), "--profiles-dir",
                         str(profiles_dir), "--target-path", tmp, "--log-path", tmp,
-                        "--log-level", "none", "--no-send-anonymous-usage-stats"]  # fmt: skip
+                        *QUIET_FLAGS]  # fmt: skip
                 if target:
                     args += ["--target", target]
                 self.succeeded = dbtRunner().invoke(args).success
@@ -272,7 +274,9 @@ class OlistDbtResource(DbtCliResource):
         """`DbtCliResource.cli`; ``in_process=False`` runs this one invocation as a subprocess,
         with the dbt adapter handle that dagster-dbt's `fetch_row_counts` and
         `fetch_column_metadata` need."""
-        WARM_UP.wait()  # never two dbt commands at once in this process
+        # Never two dbt commands at once in this process (a subprocess invocation, too, builds
+        # dagster-dbt's dbt adapter here).
+        WARM_UP.wait()
         if not (self.in_process if in_process is None else in_process):
             return super().cli(args, **kwargs)
         with _dbt_in_this_process():
